@@ -1,0 +1,73 @@
+{#- Typing of the raw text columns. Every engine-specific piece is an adapter.dispatch macro. -#}
+
+{% macro money(column, optional=false) -%}
+    {%- if optional -%}
+    coalesce(cast(nullif(trim({{ column }}), '') as decimal(18, 6)), cast(0 as decimal(18, 6)))
+    {%- else -%}
+    cast(trim({{ column }}) as decimal(18, 6))
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro trimmed_id(column) -%}
+    nullif(trim({{ column }}), '')
+{%- endmacro %}
+
+{% macro utc_timestamp(column) -%}
+    {{ return(adapter.dispatch('utc_timestamp', 'order_audit')(column)) }}
+{%- endmacro %}
+
+{% macro duckdb__utc_timestamp(column) -%}
+    timezone('UTC', cast(trim({{ column }}) as timestamptz))
+{%- endmacro %}
+
+{% macro default__utc_timestamp(column) -%}
+    to_utc_timestamp(cast(trim({{ column }}) as timestamp), 'UTC')
+{%- endmacro %}
+
+{% macro epoch_microseconds(ts) -%}
+    {{ return(adapter.dispatch('epoch_microseconds', 'order_audit')(ts)) }}
+{%- endmacro %}
+
+{% macro duckdb__epoch_microseconds(ts) -%}
+    epoch_us({{ ts }})
+{%- endmacro %}
+
+{% macro default__epoch_microseconds(ts) -%}
+    unix_micros({{ ts }})
+{%- endmacro %}
+
+{% macro next_day_midnight(day) -%}
+    {{ return(adapter.dispatch('next_day_midnight', 'order_audit')(day)) }}
+{%- endmacro %}
+
+{% macro duckdb__next_day_midnight(day) -%}
+    cast({{ day }} + interval 1 day as timestamp)
+{%- endmacro %}
+
+{% macro default__next_day_midnight(day) -%}
+    cast(date_add({{ day }}, 1) as timestamp)
+{%- endmacro %}
+
+{% macro sorted_csv_agg(column) -%}
+    {{ return(adapter.dispatch('sorted_csv_agg', 'order_audit')(column)) }}
+{%- endmacro %}
+
+{% macro duckdb__sorted_csv_agg(column) -%}
+    string_agg(distinct {{ column }}, ',' order by {{ column }})
+{%- endmacro %}
+
+{% macro default__sorted_csv_agg(column) -%}
+    array_join(array_sort(collect_set({{ column }})), ',')
+{%- endmacro %}
+
+{% macro sha256_hex(expression) -%}
+    {{ return(adapter.dispatch('sha256_hex', 'order_audit')(expression)) }}
+{%- endmacro %}
+
+{% macro duckdb__sha256_hex(expression) -%}
+    sha256({{ expression }})
+{%- endmacro %}
+
+{% macro default__sha256_hex(expression) -%}
+    sha2({{ expression }}, 256)
+{%- endmacro %}

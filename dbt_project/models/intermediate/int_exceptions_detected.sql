@@ -1,0 +1,139 @@
+{#- Every exception the current data raises: one row per (entity, code), with a detail sentence. -#}
+{%- set order_rules = [
+    ('PAYMENT_MISSING', 'is_payment_missing',
+        "'Order is ' || order_status || ' but nothing was captured (expected ' || " ~ format_money('expected_net_amount', 'currency') ~ " || ').'"),
+    ('UNDERPAID', 'is_underpaid',
+        "'Captured ' || " ~ format_money('captured_amount', 'currency') ~ " || ' net of refunds ' || " ~ format_money('net_paid_amount', 'currency') ~ " || ' but expected ' || " ~ format_money('expected_net_amount', 'currency') ~ " || ': customer owes ' || " ~ format_money('payment_balance_amount', 'currency') ~ " || '.'"),
+    ('OVERPAID', 'is_overpaid',
+        "'Net paid ' || " ~ format_money('net_paid_amount', 'currency') ~ " || ' exceeds expected ' || " ~ format_money('expected_net_amount', 'currency') ~ " || ' by ' || " ~ format_money('-payment_balance_amount', 'currency') ~ " || '.'"),
+    ('REFUND_MISMATCH', 'is_refund_mismatch',
+        "'PSP refunded ' || " ~ format_money('psp_refunded_amount', 'currency') ~ " || ' but the storefront records ' || " ~ format_money('refunded_amount', 'currency') ~ " || ' refunded.'"),
+    ('CANCELLED_NOT_REFUNDED', 'is_cancelled_not_refunded',
+        "'Cancelled order still holds ' || " ~ format_money('net_paid_amount', 'currency') ~ " || ' net paid.'"),
+    ('CURRENCY_MISMATCH', 'is_currency_mismatch',
+        "cast(foreign_currency_events as varchar(20)) || ' succeeded payment event(s) in ' || first_foreign_currency || ' on an order in ' || currency || ', left out of the sums.'"),
+    ('DUPLICATE_CAPTURE', 'is_duplicate_capture',
+        "cast(max_captures_per_reference as varchar(20)) || ' succeeded captures share psp_reference ' || first_duplicated_reference || ' (' || cast(duplicated_reference_count as varchar(20)) || ' duplicated reference(s)).'"),
+    ('CHARGEBACK', 'is_chargeback',
+        "cast(chargeback_events as varchar(20)) || ' succeeded chargeback(s) totalling ' || " ~ format_money('chargeback_amount', 'currency') ~ " || '.'"),
+    ('ORDER_TOTAL_MISMATCH', 'is_order_total_mismatch',
+        "'total_amount ' || " ~ format_money('total_amount', 'currency') ~ " || ' but lines, discount, shipping and tax give ' || " ~ format_money('computed_total_amount', 'currency') ~ " || '.'"),
+    ('SHIPPED_BEFORE_PAYMENT', 'is_shipped_before_payment',
+        "'First shipment at ' || cast(first_shipped_at as varchar(40)) || ' UTC, ' || coalesce('first capture at ' || cast(first_captured_at as varchar(40)) || ' UTC', 'no succeeded capture') || '.'"),
+    ('OVER_SHIPPED', 'is_over_shipped',
+        "cast(over_shipped_skus as varchar(20)) || ' sku(s) shipped net of returns above the ordered units, first ' || first_over_shipped_sku || ' (' || cast(units_shipped as varchar(20)) || ' shipped, ' || cast(units_returned as varchar(20)) || ' returned, ' || cast(units_ordered as varchar(20)) || ' ordered in all).'"),
+    ('UNDER_SHIPPED', 'is_under_shipped',
+        "'Fulfilled but ' || cast(under_shipped_skus as varchar(20)) || ' sku(s) shipped below the ordered units, first ' || first_under_shipped_sku || ' (' || cast(units_shipped as varchar(20)) || ' of ' || cast(units_ordered as varchar(20)) || ' units shipped in all).'"),
+    ('CANCELLED_BUT_SHIPPED', 'is_cancelled_but_shipped',
+        "'Cancelled but ' || cast(units_shipped - units_returned as varchar(20)) || ' unit(s) shipped net of returns.'"),
+    ('OVERSOLD', 'is_oversold',
+        "cast(oversold_shipments as varchar(20)) || ' shipment(s) left on-hand below 0, first sku ' || first_oversold_sku || ', lowest on-hand ' || cast(lowest_oversold_on_hand as varchar(20)) || '.'"),
+    ('FULFILLMENT_DELAYED', 'is_fulfillment_delayed',
+        "'Captured at ' || cast(first_captured_at as varchar(40)) || ' UTC and still ' || order_status || ' at ' || cast(as_of as varchar(40)) || ' UTC, over the ' || cast(cast(fulfillment_sla_hours as decimal(18, 2)) as varchar(20)) || ' hour SLA.'"),
+    ('PRICE_MISMATCH', 'is_price_mismatch',
+        "cast(price_mismatch_lines as varchar(20)) || ' line(s) priced differently from the catalog at order time, first line ' || first_price_mismatch_line || '.'"),
+    ('UNKNOWN_SKU', 'is_unknown_sku',
+        "cast(unknown_sku_lines as varchar(20)) || ' line(s) with a sku not in the catalog, first ' || first_unknown_sku || '.'"),
+] -%}
+with
+
+orders as (
+    select * from {{ ref('int_orders_evaluated') }}
+),
+
+payments as (
+    select
+        payment_id,
+        order_id,
+        event_type,
+        amount,
+        currency,
+        payment_status
+    from {{ ref('int_payments_attributed') }}
+    where not has_order
+),
+
+movements as (
+    select
+        movement.movement_id,
+        movement.order_id,
+        movement.movement_type,
+        movement.sku,
+        movement.quantity
+    from {{ ref('stg_wms__inventory_movements') }} as movement
+    left join {{ ref('int_orders_current') }} as orders on movement.order_id = orders.order_id
+    where movement.order_id is not null and orders.order_id is null
+),
+
+stock_positions as (
+    select
+        sku,
+        warehouse_id,
+        snapshot_date,
+        reported_on_hand,
+        computed_on_hand
+    from {{ ref('int_stock_positions_reconciled') }}
+    where is_mismatch
+),
+
+codes as (
+    select
+        exception_code,
+        severity,
+        owner_team
+    from {{ ref('exception_codes') }}
+),
+
+detected as (
+    {%- for code, flag, detail in order_rules %}
+    select
+        'order' as entity_type,
+        order_id as entity_id,
+        order_id,
+        '{{ code }}' as exception_code,
+        {{ detail }} as detail
+    from orders
+    where {{ flag }}
+    union all
+    {%- endfor %}
+    select
+        'payment' as entity_type,
+        payment_id as entity_id,
+        order_id,
+        'ORPHAN_PAYMENT' as exception_code,
+        coalesce('Payment ' || event_type || ' of ' || {{ format_money('amount', 'currency') }} || ' (' || payment_status || ') references order ' || order_id || ', which is not a clean order.',
+                 'Payment ' || event_type || ' of ' || {{ format_money('amount', 'currency') }} || ' (' || payment_status || ') has no order_id.') as detail
+    from payments
+    union all
+    select
+        'movement' as entity_type,
+        movement_id as entity_id,
+        order_id,
+        'ORPHAN_MOVEMENT' as exception_code,
+        'Movement ' || movement_type || ' of ' || cast(quantity as varchar(20)) || ' x ' || sku || ' references order ' || order_id || ', which is not a clean order.' as detail
+    from movements
+    union all
+    select
+        'stock_position' as entity_type,
+        sku || '|' || warehouse_id || '|' || cast(snapshot_date as varchar(10)) as entity_id,
+        cast(null as varchar(1)) as order_id,
+        'STOCK_LEVEL_MISMATCH' as exception_code,
+        'WMS reports on_hand ' || cast(reported_on_hand as varchar(20)) || ' for ' || sku || ' in ' || warehouse_id || ' at the end of ' || cast(snapshot_date as varchar(10)) || ' but movements give ' || cast(computed_on_hand as varchar(20)) || '.' as detail
+    from stock_positions
+),
+
+final as (
+    select
+        {{ surrogate_key(['detected.entity_type', 'detected.entity_id', 'detected.exception_code']) }} as exception_id,
+        detected.entity_type,
+        detected.entity_id,
+        detected.order_id,
+        detected.exception_code,
+        codes.severity,
+        codes.owner_team,
+        detected.detail
+    from detected
+    inner join codes on detected.exception_code = codes.exception_code
+)
+
+select * from final

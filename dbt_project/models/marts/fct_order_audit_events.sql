@@ -1,0 +1,151 @@
+{#- The audit trail: one row per event on a clean order, from all three systems, in sequence. -#}
+with
+
+versions as (
+    select
+        order_id,
+        order_status,
+        previous_status,
+        currency,
+        created_at,
+        updated_at,
+        total_amount,
+        version_number,
+        load_id,
+        source_file
+    from {{ ref('int_order_versions_sequenced') }}
+),
+
+orders as (
+    select order_id from {{ ref('int_orders_current') }}
+),
+
+payments as (
+    select
+        payment_id,
+        order_id,
+        event_type,
+        amount,
+        currency,
+        payment_status,
+        processed_at,
+        load_id,
+        source_file
+    from {{ ref('int_payments_attributed') }}
+    where has_order
+),
+
+movements as (
+    select
+        movements.movement_id,
+        movements.order_id,
+        movements.movement_type,
+        movements.sku,
+        movements.quantity,
+        movements.occurred_at,
+        movements.load_id,
+        movements.source_file
+    from {{ ref('stg_wms__inventory_movements') }} as movements
+    inner join orders on movements.order_id = orders.order_id
+),
+
+storefront_events as (
+    select
+        versions.order_id,
+        case
+            when versions.version_number = 1 then versions.created_at
+            else versions.updated_at
+        end as event_at,
+        1 as source_rank,
+        'storefront' as source_system,
+        versions.order_id || '@' || cast(versions.updated_at as varchar(40)) as source_id,
+        case
+            when versions.version_number = 1 then 'order_created'
+            when versions.order_status <> versions.previous_status then 'order_status_changed'
+            else 'order_updated'
+        end as event_type,
+        cast(null as varchar) as status,
+        versions.total_amount as amount,
+        versions.currency,
+        cast(null as varchar) as sku,
+        cast(null as bigint) as quantity,
+        versions.previous_status as from_status,
+        versions.order_status as to_status,
+        versions.source_file,
+        versions.load_id
+    from versions
+    inner join orders on versions.order_id = orders.order_id
+),
+
+psp_events as (
+    select
+        order_id,
+        processed_at as event_at,
+        2 as source_rank,
+        'psp' as source_system,
+        payment_id as source_id,
+        'payment_' || event_type as event_type,
+        payment_status as status,
+        amount,
+        currency,
+        cast(null as varchar) as sku,
+        cast(null as bigint) as quantity,
+        cast(null as varchar) as from_status,
+        cast(null as varchar) as to_status,
+        source_file,
+        load_id
+    from payments
+),
+
+wms_events as (
+    select
+        order_id,
+        occurred_at as event_at,
+        3 as source_rank,
+        'wms' as source_system,
+        movement_id as source_id,
+        'inventory_' || movement_type as event_type,
+        cast(null as varchar) as status,
+        cast(null as decimal(18, 6)) as amount,
+        cast(null as varchar) as currency,
+        sku,
+        quantity,
+        cast(null as varchar) as from_status,
+        cast(null as varchar) as to_status,
+        source_file,
+        load_id
+    from movements
+),
+
+events as (
+    select * from storefront_events
+    union all
+    select * from psp_events
+    union all
+    select * from wms_events
+),
+
+final as (
+    select
+        cast({{ surrogate_key(['source_system', 'source_id', 'event_type']) }} as varchar) as event_id,
+        cast(order_id as varchar) as order_id,
+        cast(event_at as timestamp) as event_at,
+        cast(
+            row_number() over (partition by order_id order by event_at, source_rank, source_id) as integer
+        ) as event_sequence,
+        cast(source_system as varchar) as source_system,
+        cast(source_id as varchar) as source_id,
+        cast(event_type as varchar) as event_type,
+        cast(status as varchar) as status,
+        cast(amount as decimal(18, 6)) as amount,
+        cast(currency as varchar) as currency,
+        cast(sku as varchar) as sku,
+        cast(quantity as bigint) as quantity,
+        cast(from_status as varchar) as from_status,
+        cast(to_status as varchar) as to_status,
+        cast(source_file as varchar) as source_file,
+        cast(load_id as varchar) as load_id
+    from events
+)
+
+select * from final

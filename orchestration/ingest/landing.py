@@ -1,0 +1,59 @@
+"""Find the landing files of a source and read their names: `<source>_<YYYY-MM-DD>[_<part>].<ext>`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from orchestration.ingest.sources import SourceSpec
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    source: str
+    path: Path
+    extract_date: date | None
+    part: str | None
+    file_format: str
+    name_error: str | None = None
+
+    @property
+    def file_name(self) -> str:
+        return self.path.name
+
+    @property
+    def delivery_order(self) -> tuple[date, str]:
+        return (self.extract_date or date.min, self.file_name.encode().decode())
+
+
+def parse_name(spec: SourceSpec, path: Path) -> LandingFile:
+    pattern = re.compile(
+        rf"^{re.escape(spec.name)}_(\d{{4}}-\d{{2}}-\d{{2}})(?:_([^.]+))?\.({'|'.join(spec.extensions)})$"
+    )
+    match = pattern.match(path.name)
+    extension = path.suffix.lstrip(".").lower()
+    if not match:
+        expected = f"{spec.name}_<YYYY-MM-DD>[_<part>].{{{','.join(spec.extensions)}}}"
+        return LandingFile(spec.name, path, None, None, extension, f"file name does not match {expected}")
+    try:
+        extract_date = date.fromisoformat(match.group(1))
+    except ValueError:
+        return LandingFile(spec.name, path, None, None, extension, f"{match.group(1)} is not a calendar date")
+    return LandingFile(spec.name, path, extract_date, match.group(2), match.group(3))
+
+
+def landing_files(extracts_dir: Path, spec: SourceSpec, partition: date | None = None) -> list[LandingFile]:
+    """The source's files in delivery order (extract date, then file name in byte order)."""
+    folder = extracts_dir / spec.name
+    if not folder.is_dir():
+        return []
+    found = [
+        parse_name(spec, path)
+        for path in folder.iterdir()
+        if path.is_file() and not path.name.startswith(".")
+    ]
+    if partition is not None:
+        found = [f for f in found if f.extract_date == partition]
+    return sorted(found, key=lambda f: (f.extract_date or date.min, f.file_name.encode()))

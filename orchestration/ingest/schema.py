@@ -1,0 +1,61 @@
+"""DDL of the raw schema: text-faithful landing tables, the quarantine and the load manifest."""
+
+from __future__ import annotations
+
+import duckdb
+
+from orchestration.ingest.sources import ORDER_LINE_COLUMNS, SOURCES
+
+LINEAGE_COLUMNS = "load_id varchar not null, source_file varchar not null, extract_date date not null, line_number bigint not null"
+
+
+def _text_columns(columns: tuple[str, ...]) -> str:
+    return ", ".join(f"{column} varchar" for column in columns)
+
+
+def create_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists raw")
+    for spec in SOURCES.values():
+        con.execute(
+            f"create table if not exists {spec.raw_table} ({LINEAGE_COLUMNS}, {_text_columns(spec.columns)})"
+        )
+    con.execute(
+        f"create table if not exists raw.order_lines ({LINEAGE_COLUMNS}, order_id varchar, updated_at varchar,"
+        f" line_index integer not null, {_text_columns(ORDER_LINE_COLUMNS)})"
+    )
+    con.execute(
+        """
+        create table if not exists raw.quarantine (
+            load_id varchar not null,
+            source varchar not null,
+            source_file varchar not null,
+            extract_date date,
+            line_number bigint not null,
+            raw_text varchar,
+            reason_code varchar not null,
+            reason varchar not null,
+            quarantined_at timestamp not null
+        )
+        """
+    )
+    con.execute(
+        """
+        create table if not exists raw.load_manifest (
+            load_id varchar not null,
+            source varchar not null,
+            file_name varchar not null,
+            file_path varchar not null,
+            file_format varchar,
+            file_size bigint,
+            sha256 varchar,
+            extract_date date,
+            part varchar,
+            loaded_at timestamp not null,
+            rows_read bigint not null,
+            rows_loaded bigint not null,
+            rows_quarantined bigint not null,
+            status varchar not null,
+            error varchar
+        )
+        """
+    )

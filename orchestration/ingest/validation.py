@@ -1,0 +1,128 @@
+"""Split the rows of `_incoming` into clean rows and quarantined rows, with every broken rule named."""
+
+from __future__ import annotations
+
+import duckdb
+
+from orchestration.ingest.sources import (
+    ORDER_COLUMNS,
+    ORDER_LINE_COLUMNS,
+    ORDER_LINE_RULES,
+    ORDER_MONEY_FIELDS,
+    RowRule,
+    SourceSpec,
+)
+
+_JSON_INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
+
+
+def _error_list(rules: tuple[RowRule, ...] | list[RowRule]) -> str:
+    return "list_filter([" + ", ".join(rule.as_sql() for rule in rules) + "], lambda e: e is not null)"
+
+
+def validate_table_rows(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
+    """`_validated`: `_incoming` plus `_errors`, the list of broken rules (empty for a clean row)."""
+    con.execute(
+        f"create or replace temp table _validated as select *, {_error_list(spec.rules)} as _errors from _incoming"
+    )
+
+
+def _json_scalar_rules(column: str, *, money: bool) -> list[RowRule]:
+    allowed = "('VARCHAR', 'NULL')" if money else "('VARCHAR', 'NULL', 'BIGINT', 'UBIGINT')"
+    code = "invalid_money" if money else "unparseable"
+    expectation = "a decimal string" if money else "a string"
+    return [
+        RowRule(
+            code,
+            f"{column}__type is not null and {column}__type not in {allowed}",
+            f"'{column} is a JSON ' || lower({column}__type) || ', expected {expectation}'",
+        )
+    ]
+
+
+def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
+    """Flatten `_incoming.doc` into order columns and `_incoming_lines`, then apply the order rules."""
+    field_columns = ", ".join(
+        f"doc ->> '$.{column}' as {column}, json_type(doc, '$.{column}') as {column}__type"
+        for column in ORDER_COLUMNS
+    )
+    con.execute(
+        f"""
+        create or replace temp table _orders as
+        select line_number, raw_text, {field_columns},
+               json_type(doc, '$.lines') as lines__type,
+               case when json_type(doc, '$.lines') = 'ARRAY' then json_extract(doc, '$.lines[*]') end as line_docs
+        from _incoming
+        """
+    )
+    line_fields = ", ".join(
+        f"el ->> '$.{column}' as {column}, json_type(el, '$.{column}') as {column}__type"
+        for column in ORDER_LINE_COLUMNS
+    )
+    con.execute(
+        f"""
+        create or replace temp table _order_lines as
+        with exploded as (
+            select line_number, order_id, updated_at,
+                   unnest(line_docs) as el, generate_subscripts(line_docs, 1) as line_index
+            from _orders
+        )
+        select line_number, order_id, updated_at, line_index, json_type(el) as element__type, {line_fields}
+        from exploded
+        """
+    )
+    line_rules: list[RowRule] = [
+        RowRule(
+            "unparseable", "element__type <> 'OBJECT'", "'line ' || line_index || ' is not a JSON object'"
+        ),
+        *ORDER_LINE_RULES,
+        RowRule(
+            "invalid_quantity",
+            f"quantity__type is not null and quantity__type not in {_JSON_INTEGER_TYPES}",
+            "'quantity is a JSON ' || lower(quantity__type) || ', expected an integer'",
+        ),
+        *_json_scalar_rules("unit_price", money=True),
+        *_json_scalar_rules("discount_amount", money=True),
+        RowRule(
+            "duplicate_line_id",
+            "count(*) over (partition by line_number, trim(line_id)) > 1 and not (line_id is null or trim(line_id) = '')",
+            "'line_id ''' || line_id || ''' appears more than once'",
+        ),
+    ]
+    con.execute(
+        f"""
+        create or replace temp table _line_errors as
+        with checked as (select line_number, line_index, {_error_list(line_rules)} as errors from _order_lines)
+        select line_number,
+               flatten(list(list_transform(errors, lambda e: regexp_replace(e, ': ', ': line ' || line_index || ' ', ''))
+                            order by line_index)) as errors
+        from checked group by line_number
+        """
+    )
+    order_rules: list[RowRule] = [
+        RowRule(
+            "missing_required_field", "lines__type is null or lines__type = 'NULL'", "'lines is missing'"
+        ),
+        RowRule(
+            "unparseable", "lines__type not in ('ARRAY', 'NULL')", "'lines is a JSON ' || lower(lines__type)"
+        ),
+        RowRule("empty_lines", "lines__type = 'ARRAY' and len(line_docs) = 0", "'lines is an empty array'"),
+        *spec.rules,
+        *(rule for column in ORDER_MONEY_FIELDS for rule in _json_scalar_rules(column, money=True)),
+        *(
+            rule
+            for column in ORDER_COLUMNS
+            if column not in ORDER_MONEY_FIELDS
+            for rule in _json_scalar_rules(column, money=False)
+        ),
+    ]
+    columns = ", ".join(f"o.{column}" for column in ORDER_COLUMNS)
+    con.execute(
+        f"""
+        create or replace temp table _validated as
+        with checked as (select o.*, {_error_list(order_rules)} as order_errors from _orders as o)
+        select o.line_number, o.raw_text, {columns}, len(o.line_docs) as line_count,
+               list_concat(o.order_errors, coalesce(e.errors, [])) as _errors
+        from checked as o left join _line_errors as e using (line_number)
+        """
+    )
