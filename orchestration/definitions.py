@@ -2,7 +2,7 @@
 
 from dagster import AssetSelection, Definitions, ScheduleDefinition, define_asset_job, in_process_executor
 
-from orchestration import ingest, transform
+from orchestration import ingest, publish, transform
 from orchestration.resources import dbt_resource, warehouse_resource
 
 order_audit_job = define_asset_job(
@@ -21,6 +21,7 @@ daily_schedule = ScheduleDefinition(
 defs = Definitions.merge(
     ingest.defs,
     transform.defs,
+    publish.defs,
     Definitions(
         jobs=[order_audit_job],
         schedules=[daily_schedule],

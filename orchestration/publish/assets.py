@@ -1,0 +1,36 @@
+"""The publish asset: runs only after the mart is built and every blocking check has passed."""
+
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster_duckdb import DuckDBResource
+
+from orchestration.publish.serving import MART_TABLES, publish
+from orchestration.settings import Settings
+
+
+@asset(
+    key=AssetKey(["published", "audit_mart"]),
+    group_name="publish",
+    kinds={"duckdb", "parquet"},
+    deps=[AssetKey([table]) for table in MART_TABLES],
+    description=(
+        "The audit mart as analysts and dashboards see it: a read-only serving DuckDB file (ORDER_AUDIT_SERVING_DB) "
+        "swapped in atomically, plus Parquet exports. Skipped when a blocking check on the mart fails, so the "
+        "last good mart stays published."
+    ),
+    pool="warehouse_writer",
+)
+def published_audit_mart(context: AssetExecutionContext, warehouse: DuckDBResource) -> MaterializeResult:
+    settings = Settings.from_env()
+    result = publish(settings.warehouse, settings.serving_db, context.run_id)
+    context.log.info(
+        f"Published {settings.serving_db} ({', '.join(f'{t}: {n}' for t, n in result.row_counts.items())})"
+    )
+    return MaterializeResult(
+        metadata={
+            "serving_db": MetadataValue.path(str(result.serving_db)),
+            "parquet_dir": MetadataValue.path(str(result.parquet_dir)),
+            "published_at": MetadataValue.text(result.published_at.isoformat()),
+            "serving_db_bytes": result.serving_db.stat().st_size,
+            **{f"rows_{table}": count for table, count in result.row_counts.items()},
+        }
+    )

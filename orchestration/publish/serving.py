@@ -1,0 +1,100 @@
+"""Write-audit-publish: copy the audited mart into a separate serving DuckDB file, swapped in atomically.
+
+Analysts and BI tools only ever open the serving file, read-only. The pipeline writes a complete new
+file next to it and renames it over the old one, so a reader sees the previous mart or the new one,
+never half of one, and a reader holding the old file open never blocks the pipeline. The file is
+written with storage version v1.4.0 so DuckDB 1.4 readers (bundled by many BI tools) can open it; the
+same tables are exported as Parquet for tools that cannot open DuckDB at all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from orchestration.duck import scalar, sql_string
+
+MART_TABLES = (
+    "fact_order_audit",
+    "order_audit_exceptions",
+    "fct_order_audit_events",
+    "agg_reconciliation_daily",
+    "dim_customers",
+    "dim_products",
+)
+# Operational tables analysts query beside the mart: (schema.table in the warehouse, name when served).
+SUPPORT_TABLES = (
+    ("raw.quarantine", "quarantined_rows"),
+    ("raw.load_manifest", "load_manifest"),
+    ("quality.validation_results", "validation_results"),
+)
+SERVING_STORAGE_VERSION = "v1.4.0"
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    serving_db: Path
+    parquet_dir: Path
+    row_counts: dict[str, int]
+    published_at: datetime
+
+
+def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "select table_schema || '.' || table_name from information_schema.tables where table_catalog = 'warehouse'"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def publish(warehouse: Path, serving_db: Path, run_id: str) -> PublishResult:
+    serving_db.parent.mkdir(parents=True, exist_ok=True)
+    staging_file = serving_db.with_name(f".{serving_db.name}.{run_id}.tmp")
+    staging_parquet = serving_db.parent / f".parquet.{run_id}.tmp"
+    parquet_dir = serving_db.parent / "parquet"
+    for leftover in (staging_file, Path(f"{staging_file}.wal")):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(staging_parquet, ignore_errors=True)
+    staging_parquet.mkdir(parents=True)
+
+    published_at = datetime.now(UTC).replace(tzinfo=None)
+    row_counts: dict[str, int] = {}
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach {sql_string(warehouse)} as warehouse (read_only)")
+        con.execute(
+            f"attach {sql_string(staging_file)} as serving (storage_version '{SERVING_STORAGE_VERSION}')"
+        )
+        available = _existing_tables(con)
+        missing = [t for t in MART_TABLES if f"main.{t}" not in available]
+        if missing:
+            raise RuntimeError(f"the warehouse has no {', '.join(missing)}: build the mart before publishing")
+        sources = [(f"main.{t}", t) for t in MART_TABLES] + [s for s in SUPPORT_TABLES if s[0] in available]
+        for source, served in sources:
+            con.execute(f"create table serving.main.{served} as select * from warehouse.{source}")
+            row_counts[served] = int(scalar(con, f"select count(*) from serving.main.{served}"))
+            con.execute(
+                f"copy serving.main.{served} to {sql_string(staging_parquet / f'{served}.parquet')} (format parquet)"
+            )
+        as_of = scalar(con, "select max(audited_as_of) from serving.main.fact_order_audit")
+        con.execute(
+            "create table serving.main.publish_log as select ? as run_id, cast(? as timestamp) as published_at,"
+            " cast(? as timestamp) as audited_as_of",
+            [run_id, published_at, as_of],
+        )
+        con.execute("detach serving")
+        con.execute("detach warehouse")
+    finally:
+        con.close()
+
+    os.replace(staging_file, serving_db)
+    previous_parquet = serving_db.parent / f".parquet.{run_id}.old"
+    if parquet_dir.exists():
+        parquet_dir.rename(previous_parquet)
+    staging_parquet.rename(parquet_dir)
+    shutil.rmtree(previous_parquet, ignore_errors=True)
+    return PublishResult(serving_db, parquet_dir, row_counts, published_at)

@@ -1,0 +1,232 @@
+"""Raw loading against a real DuckDB file: idempotency, replacement, quarantine, rejection, conservation."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.ingest.loader import load_source
+from orchestration.ingest.sources import SOURCES
+
+PAYMENTS_HEADER = "payment_id,order_id,event_type,amount,currency,status,processed_at,psp_reference,method"
+GOOD_ORDER = (
+    '{"order_id":"O1","customer_id":"C1","status":"paid","currency":"USD",'
+    '"created_at":"2026-11-01T10:00:00+01:00","updated_at":"2026-11-01T10:05:00Z",'
+    '"lines":[{"line_id":"1","sku":"S1","quantity":2,"unit_price":"5.00"}],"total_amount":"10.00"}'
+)
+
+
+def _write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def _load_all(warehouse: Path, landing: Path) -> dict[str, tuple[int, int, int]]:
+    con = duckdb.connect(str(warehouse))
+    try:
+        results = {name: load_source(con, spec, landing) for name, spec in SOURCES.items()}
+    finally:
+        con.close()
+    return {name: (r.rows_read, r.rows_loaded, r.rows_quarantined) for name, r in results.items()}
+
+
+def _snapshot(warehouse: Path) -> dict[str, list[tuple[object, ...]]]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = ["orders", "order_lines", "payments", "inventory_movements", "quarantine"]
+        return {
+            t: sorted(con.execute(f"select * exclude (load_id) from raw.{t}").fetchall(), key=repr)
+            for t in tables
+        } | {
+            "quarantine": sorted(
+                con.execute("select * exclude (load_id, quarantined_at) from raw.quarantine").fetchall(),
+                key=repr,
+            )
+        }
+    finally:
+        con.close()
+
+
+@pytest.fixture()
+def landing(tmp_path: Path) -> Path:
+    root = tmp_path / "extracts"
+    _write(root / "orders" / "orders_2026-11-01.jsonl", GOOD_ORDER + "\n")
+    _write(
+        root / "payments" / "payments_2026-11-01.csv",
+        f"{PAYMENTS_HEADER}\nP1,O1,capture,10.00,USD,succeeded,2026-11-01T10:06:00Z,ref1,card\n",
+    )
+    return root
+
+
+def test_loading_twice_changes_nothing(landing: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "wh.duckdb"
+    first = _load_all(warehouse, landing)
+    before = _snapshot(warehouse)
+    second = _load_all(warehouse, landing)
+    assert first["orders"] == (1, 1, 0) and first["payments"] == (1, 1, 0)
+    assert second["orders"] == (0, 0, 0), "identical files are skipped"
+    assert _snapshot(warehouse) == before
+    con = duckdb.connect(str(warehouse), read_only=True)
+    statuses = con.execute("select status, count(*) from raw.load_manifest group by 1 order by 1").fetchall()
+    con.close()
+    assert statuses == [("loaded", 2), ("skipped_duplicate", 2)]
+
+
+def test_corrected_file_replaces_its_earlier_delivery(landing: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "wh.duckdb"
+    _load_all(warehouse, landing)
+    _write(
+        landing / "payments" / "payments_2026-11-01.csv",
+        f"{PAYMENTS_HEADER}\nP1,O1,capture,10.00,USD,succeeded,2026-11-01T10:06:00Z,ref1,card\n"
+        "P2,O1,refund,-1,USD,succeeded,2026-11-01T11:00:00Z,ref2,card\n",
+    )
+    _load_all(warehouse, landing)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    assert con.execute("select payment_id from raw.payments").fetchall() == [("P1",)]
+    assert con.execute("select line_number, reason_code from raw.quarantine").fetchall() == [
+        (3, "negative_amount")
+    ]
+    manifest = con.execute(
+        "select status, rows_read, rows_loaded, rows_quarantined from raw.load_manifest"
+        " where source = 'payments' order by loaded_at"
+    ).fetchall()
+    con.close()
+    assert manifest == [("loaded", 1, 1, 0), ("replaced", 2, 1, 1)]
+
+
+BAD_ORDERS = {
+    "unparseable": '{"order_id": "B1", ',
+    "missing_required_field": GOOD_ORDER.replace('"customer_id":"C1",', ""),
+    "unknown_enum_value": GOOD_ORDER.replace('"status":"paid"', '"status":"shipped"'),
+    "invalid_money": GOOD_ORDER.replace('"total_amount":"10.00"', '"total_amount":10.0'),
+    "negative_amount": GOOD_ORDER.replace('"unit_price":"5.00"', '"unit_price":"-5.00"'),
+    "invalid_quantity": GOOD_ORDER.replace('"quantity":2', '"quantity":0'),
+    "empty_lines": GOOD_ORDER.replace('[{"line_id":"1","sku":"S1","quantity":2,"unit_price":"5.00"}]', "[]"),
+    "duplicate_line_id": GOOD_ORDER.replace(
+        '[{"line_id":"1","sku":"S1","quantity":2,"unit_price":"5.00"}]',
+        '[{"line_id":"1","sku":"S1","quantity":1,"unit_price":"5.00"},'
+        '{"line_id":"1","sku":"S2","quantity":1,"unit_price":"5.00"}]',
+    ),
+    "invalid_timestamp": GOOD_ORDER.replace("2026-11-01T10:05:00Z", "2026-11-01T10:05:00"),
+    "invalid_currency": GOOD_ORDER.replace('"currency":"USD"', '"currency":"usd"'),
+}
+BAD_PAYMENTS = {
+    "unparseable": "P9,O1,capture,1",
+    "missing_required_field": "P9,O1,,1.00,USD,succeeded,2026-11-01T10:06:00Z,r,card",
+    "unknown_enum_value": "P9,O1,capture,1.00,USD,done,2026-11-01T10:06:00Z,r,card",
+    "invalid_money": 'P9,O1,capture,"1,00",USD,succeeded,2026-11-01T10:06:00Z,r,card',
+    "negative_amount": "P9,O1,capture,-1.00,USD,succeeded,2026-11-01T10:06:00Z,r,card",
+    "invalid_timestamp": "P9,O1,capture,1.00,USD,succeeded,yesterday,r,card",
+    "invalid_currency": "P9,O1,capture,1.00,US,succeeded,2026-11-01T10:06:00Z,r,card",
+}
+
+
+def test_each_bad_row_kind_is_quarantined_with_its_reason(landing: Path, tmp_path: Path) -> None:
+    orders = [GOOD_ORDER, *BAD_ORDERS.values()]
+    _write(landing / "orders" / "orders_2026-11-02.jsonl", "\n".join(orders) + "\n")
+    payments = [
+        PAYMENTS_HEADER,
+        "P8,O1,capture,1.00,USD,succeeded,2026-11-01T10:06:00Z,r,card",
+        *BAD_PAYMENTS.values(),
+    ]
+    _write(landing / "payments" / "payments_2026-11-02.csv", "\n".join(payments) + "\n")
+    _write(
+        landing / "inventory_movements" / "inventory_movements_2026-11-02.csv",
+        "movement_id,sku,warehouse_id,movement_type,quantity,order_id,occurred_at\n"
+        "M1,S1,W1,adjustment,-3,,2026-11-01T08:00:00Z\n"
+        "M2,S1,W1,shipment,-3,O1,2026-11-01T08:00:00Z\n"
+        "M3,S1,W1,adjustment,1.5,,2026-11-01T08:00:00Z\n",
+    )
+    warehouse = tmp_path / "wh.duckdb"
+    _load_all(warehouse, landing)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    quarantined = con.execute(
+        "select source, line_number, reason_code, raw_text from raw.quarantine where source_file like '%2026-11-02%'"
+    ).fetchall()
+    movements = con.execute("select movement_id from raw.inventory_movements").fetchall()
+    con.close()
+    order_reasons = {line: reason for source, line, reason, _ in quarantined if source == "orders"}
+    assert order_reasons == {i + 2: reason for i, reason in enumerate(BAD_ORDERS)}
+    payment_reasons = {line: reason for source, line, reason, _ in quarantined if source == "payments"}
+    assert payment_reasons == {i + 3: reason for i, reason in enumerate(BAD_PAYMENTS)}
+    raw_texts = {raw for source, _, _, raw in quarantined if source == "payments"}
+    assert set(BAD_PAYMENTS.values()) == raw_texts, "the raw text of every bad row is kept"
+    movement_reasons = sorted(
+        (line, reason) for source, line, reason, _ in quarantined if source == "inventory_movements"
+    )
+    assert movement_reasons == [(3, "invalid_quantity"), (4, "invalid_quantity")]
+    assert movements == [("M1",)]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("payments_2026-11-03.csv", "id,amount\n1,2\n", "wrong_header"),
+        (
+            "payments_2026-11-04.csv",
+            (PAYMENTS_HEADER + "\nP1,O1,capture,1.00,EUR,\xff\n").encode("latin-1"),
+            "not_utf8",
+        ),
+        ("payments_2026-11-05.csv", "", "empty_file"),
+        ("payments_latest.csv", PAYMENTS_HEADER + "\n", "bad_file_name"),
+    ],
+)
+def test_unreadable_file_is_rejected_and_the_run_goes_on(
+    landing: Path, tmp_path: Path, name: str, content: str | bytes, reason: str
+) -> None:
+    _write(landing / "payments" / name, content)
+    warehouse = tmp_path / "wh.duckdb"
+    counts = _load_all(warehouse, landing)
+    assert counts["payments"] == (1, 1, 0), "the good file still loads"
+    con = duckdb.connect(str(warehouse), read_only=True)
+    status, error = con.execute(
+        "select status, error from raw.load_manifest where file_name = ?", [name]
+    ).fetchall()[0]
+    con.close()
+    assert status == "rejected"
+    assert error.startswith(reason)
+
+
+def test_not_json_lines_file_is_rejected(landing: Path, tmp_path: Path) -> None:
+    _write(landing / "orders" / "orders_2026-11-06.jsonl", PAYMENTS_HEADER + "\nP1,O1\n")
+    warehouse = tmp_path / "wh.duckdb"
+    _load_all(warehouse, landing)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    (error,) = con.execute(
+        "select error from raw.load_manifest where file_name = 'orders_2026-11-06.jsonl'"
+    ).fetchall()[0]
+    con.close()
+    assert error.startswith("not_json_lines")
+
+
+def test_rows_read_equal_rows_loaded_plus_quarantined_per_file(landing: Path, tmp_path: Path) -> None:
+    shutil.copy(
+        landing / "payments" / "payments_2026-11-01.csv", landing / "payments" / "payments_2026-11-07_b.csv"
+    )
+    _write(
+        landing / "payments" / "payments_2026-11-08.csv",
+        "\n".join([PAYMENTS_HEADER, *BAD_PAYMENTS.values()]) + "\n",
+    )
+    warehouse = tmp_path / "wh.duckdb"
+    _load_all(warehouse, landing)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    per_file = con.execute(
+        """
+        select m.file_name, m.rows_read, m.rows_loaded, m.rows_quarantined,
+               (select count(*) from raw.payments p where p.source_file = m.file_name),
+               (select count(*) from raw.quarantine q where q.source_file = m.file_name)
+        from raw.load_manifest m where m.source = 'payments' and m.status = 'loaded'
+        """
+    ).fetchall()
+    con.close()
+    assert len(per_file) == 3
+    for _, read, loaded, quarantined, raw_rows, quarantine_rows in per_file:
+        assert read == loaded + quarantined
+        assert (loaded, quarantined) == (raw_rows, quarantine_rows)
