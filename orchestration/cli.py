@@ -27,8 +27,10 @@ def _generate(args: argparse.Namespace) -> int:
         bad_rows_rate=args.bad_rows,
     )
     print(f"Wrote {len(summary.files)} files for {summary.orders} orders to {summary.out_dir}")
-    for source, rows in sorted(summary.rows.items()):
+    for source, rows in sorted(summary.rows_per_source.items()):
         print(f"  {source:<22} {rows:>10} rows")
+    print(f"Ground truth: {', '.join(str(p) for p in summary.ground_truth_files)}")
+    print(f"Expected exceptions: {sum(summary.expected_exceptions.values())} over {len(summary.expected_exceptions)} codes")
     return 0
 
 
@@ -36,6 +38,19 @@ def _landing_is_empty(extracts_dir: Path) -> bool:
     return not extracts_dir.exists() or not any(
         p.is_file() for p in extracts_dir.rglob("*") if "_ground_truth" not in p.parts
     )
+
+
+def _landing_date_range(settings: Settings) -> tuple[date, date]:
+    from orchestration.ingest.landing import landing_files
+    from orchestration.ingest.sources import SOURCES
+
+    dates = [
+        f.extract_date
+        for spec in SOURCES.values()
+        for f in landing_files(settings.extracts_dir, spec)
+        if f.extract_date
+    ]
+    return min(dates), max(dates)
 
 
 def dagster_instance():  # type: ignore[no-untyped-def]
@@ -67,8 +82,23 @@ def _run(args: argparse.Namespace) -> int:
         if args.sla_hours is not None:
             audit_config["fulfillment_sla_hours"] = args.sla_hours
         run_config = {"ops": {"order_audit_dbt_assets": {"config": audit_config}}}
+    first, last = _landing_date_range(settings)
+    if first < date.fromisoformat(settings.first_extract_date):
+        print(
+            f"Landing files are dated from {first}, before ORDER_AUDIT_FIRST_EXTRACT_DATE={settings.first_extract_date}."
+        )
+        return 2
     job = defs.resolve_job_def("order_audit_job")
-    result = job.execute_in_process(instance=dagster_instance(), run_config=run_config, raise_on_error=False)
+    print(f"Running order_audit_job over extract dates {first} to {last}.")
+    result = job.execute_in_process(
+        instance=dagster_instance(),
+        run_config=run_config,
+        raise_on_error=False,
+        tags={
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        },
+    )
     print_run_summary(settings, result)
     return 0 if result.success else 1
 

@@ -1,21 +1,28 @@
-"""The Dagster code location: one module per domain, merged, with the shared resources and jobs."""
+"""The Dagster code location: one module per domain, merged, with the shared resources, job and triggers."""
 
-from dagster import AssetSelection, Definitions, ScheduleDefinition, define_asset_job, in_process_executor
+from dagster import (
+    AssetSelection,
+    Definitions,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+    in_process_executor,
+)
 
 from orchestration import ingest, publish, transform
+from orchestration.ingest.partitions import extract_date_partitions
+from orchestration.ingest.sensors import build_landing_sensor
 from orchestration.resources import dbt_resource, warehouse_resource
 
 order_audit_job = define_asset_job(
     "order_audit_job",
     selection=AssetSelection.all(),
-    description="Load every landing file, build the audit mart with dbt, validate it and publish it.",
+    partitions_def=extract_date_partitions,
+    executor_def=in_process_executor,
+    description="Load the landing files of the extract date(s), build the audit mart with dbt, validate it, publish it.",
 )
 
-daily_schedule = ScheduleDefinition(
-    name="order_audit_daily",
-    job=order_audit_job,
-    cron_schedule="0 6 * * *",
-    execution_timezone="UTC",
+daily_schedule = build_schedule_from_partitioned_job(
+    order_audit_job, name="order_audit_daily", hour_of_day=6, minute_of_hour=0
 )
 
 defs = Definitions.merge(
@@ -25,6 +32,7 @@ defs = Definitions.merge(
     Definitions(
         jobs=[order_audit_job],
         schedules=[daily_schedule],
+        sensors=[build_landing_sensor(order_audit_job.name)],
         resources={"warehouse": warehouse_resource(), "dbt": dbt_resource()},
         executor=in_process_executor,
     ),

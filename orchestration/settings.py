@@ -24,6 +24,8 @@ class Settings:
     serving_db: Path
     duckdb_memory_limit: str
     duckdb_threads: int
+    first_extract_date: str
+    freshness_max_days: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -35,4 +37,6 @@ class Settings:
             ),
             duckdb_memory_limit=os.environ.get("ORDER_AUDIT_DUCKDB_MEMORY_LIMIT", "4GB"),
             duckdb_threads=int(os.environ.get("ORDER_AUDIT_DUCKDB_THREADS", "2")),
+            first_extract_date=os.environ.get("ORDER_AUDIT_FIRST_EXTRACT_DATE", "2026-10-01"),
+            freshness_max_days=int(os.environ.get("ORDER_AUDIT_FRESHNESS_MAX_DAYS", "2")),
         )

@@ -1,4 +1,8 @@
-"""One Dagster asset per landing source, loading its files into the raw schema."""
+"""One Dagster asset per landing source, loading its files into the raw schema, partitioned by extract date.
+
+A run over a range of partitions (a backfill, or `order-audit run` over every landing date) loads the
+range in one step (single-run backfill policy), so runs stay few and writers never overlap.
+"""
 
 from collections.abc import Iterator
 
@@ -7,15 +11,22 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSpec,
+    BackfillPolicy,
     Failure,
     MaterializeResult,
     multi_asset,
 )
 from dagster_duckdb import DuckDBResource
 
+from orchestration.duck import scalar
 from orchestration.ingest.loader import load_source
+from orchestration.ingest.partitions import extract_date_partitions, partition_dates
 from orchestration.ingest.sources import SOURCES, SourceSpec
 from orchestration.settings import Settings
+
+
+def raw_tables(spec: SourceSpec) -> tuple[str, ...]:
+    return ("orders", "order_lines") if spec.name == "orders" else (spec.name,)
 
 
 def _description(spec: SourceSpec, table: str) -> str:
@@ -23,12 +34,12 @@ def _description(spec: SourceSpec, table: str) -> str:
     return (
         f"raw.{table}: rows of the `{spec.name}/` landing files that pass the extract contract, as text with "
         f"their source file, line number and load id. Bad rows go to raw.quarantine, every file to "
-        f"raw.load_manifest. {need} source."
+        f"raw.load_manifest. {need} source; partitioned by extract date."
     )
 
 
 def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
-    tables = ("orders", "order_lines") if spec.name == "orders" else (spec.name,)
+    tables = raw_tables(spec)
 
     @multi_asset(
         name=f"load_raw_{spec.name}",
@@ -38,26 +49,30 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
                 group_name="raw",
                 kinds={"duckdb"},
                 description=_description(spec, table),
+                partitions_def=extract_date_partitions,
             )
             for table in tables
         ],
-        # The loaders and dbt all write one DuckDB file: one writer at a time.
+        partitions_def=extract_date_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        # The loaders, dbt and the validation all use one DuckDB file: one writer at a time.
         pool="warehouse_writer",
     )
     def load(context: AssetExecutionContext, warehouse: DuckDBResource) -> Iterator[MaterializeResult]:
         settings = Settings.from_env()
+        key_range = context.partition_key_range
+        dates = partition_dates(key_range.start, key_range.end)
         with warehouse.get_connection() as con:
-            result = load_source(con, spec, settings.extracts_dir, load_id=context.run_id)
-            table_rows = {
-                table: con.execute(f"select count(*) from raw.{table}").fetchall()[0][0] for table in tables
-            }
-        if spec.required_source and result.files_seen == 0:
-            raise Failure(
-                f"No landing files for the required source '{spec.name}' in {settings.extracts_dir / spec.name}"
-            )
+            result = load_source(con, spec, settings.extracts_dir, load_id=context.run.run_id, dates=dates)
+            table_rows = {table: int(scalar(con, f"select count(*) from raw.{table}")) for table in tables}
         if result.rejected:
             context.log.warning(
                 f"Rejected {spec.name} files: {', '.join(result.rejected)} (see raw.load_manifest)"
+            )
+        if spec.required_source and result.files_seen == 0:
+            raise Failure(
+                f"No landing files for the required source '{spec.name}' between {dates[0]} and {dates[1]} "
+                f"in {settings.extracts_dir / spec.name}"
             )
         for table in tables:
             yield MaterializeResult(
@@ -65,7 +80,7 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
                 metadata={
                     **result.as_metadata(),
                     "rejected_files": ", ".join(result.rejected),
-                    "dagster/row_count": int(table_rows[table]),
+                    "dagster/row_count": table_rows[table],
                 },
             )
 

@@ -23,10 +23,6 @@ class LandingFile:
     def file_name(self) -> str:
         return self.path.name
 
-    @property
-    def delivery_order(self) -> tuple[date, str]:
-        return (self.extract_date or date.min, self.file_name.encode().decode())
-
 
 def parse_name(spec: SourceSpec, path: Path) -> LandingFile:
     pattern = re.compile(
@@ -44,8 +40,14 @@ def parse_name(spec: SourceSpec, path: Path) -> LandingFile:
     return LandingFile(spec.name, path, extract_date, match.group(2), match.group(3))
 
 
-def landing_files(extracts_dir: Path, spec: SourceSpec, partition: date | None = None) -> list[LandingFile]:
-    """The source's files in delivery order (extract date, then file name in byte order)."""
+def landing_files(
+    extracts_dir: Path, spec: SourceSpec, dates: tuple[date, date] | None = None
+) -> list[LandingFile]:
+    """The source's files in delivery order (extract date, then file name in byte order).
+
+    With `dates` (first, last), only files of those extract dates, plus files whose name carries no
+    valid date: those can belong to no partition, so every load records them as rejected.
+    """
     folder = extracts_dir / spec.name
     if not folder.is_dir():
         return []
@@ -54,6 +56,7 @@ def landing_files(extracts_dir: Path, spec: SourceSpec, partition: date | None =
         for path in folder.iterdir()
         if path.is_file() and not path.name.startswith(".")
     ]
-    if partition is not None:
-        found = [f for f in found if f.extract_date == partition]
+    if dates is not None:
+        first, last = dates
+        found = [f for f in found if f.extract_date is None or first <= f.extract_date <= last]
     return sorted(found, key=lambda f: (f.extract_date or date.min, f.file_name.encode()))

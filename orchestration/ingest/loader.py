@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -245,12 +245,12 @@ def load_source(
     extracts_dir: Path,
     *,
     load_id: str | None = None,
-    files: list[LandingFile] | None = None,
+    dates: tuple[date, date] | None = None,
 ) -> SourceLoadResult:
     load_id = load_id or new_load_id()
     create_raw_schema(con)
     result = SourceLoadResult(spec.name)
-    for landing in files if files is not None else landing_files(extracts_dir, spec):
+    for landing in landing_files(extracts_dir, spec, dates):
         status = load_file(con, spec, landing, load_id)
         result.files_seen += 1
         result.statuses[status] += 1

@@ -41,4 +41,6 @@ def order_audit_dbt_assets(
 ) -> Iterator[Any]:
     os.environ["ORDER_AUDIT_WAREHOUSE"] = str(Settings.from_env().warehouse)
     dbt_vars = {"audit_as_of": config.as_of, "fulfillment_sla_hours": config.fulfillment_sla_hours}
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    # Unit tests are for development and CI (tests/test_dbt_unit.py), not for every production build.
+    build = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)]
+    yield from dbt.cli(build, context=context).stream()

@@ -1,0 +1,58 @@
+"""A sensor on the landing folder: a new or re-delivered file requests a run for its extract date."""
+
+import hashlib
+import json
+from collections import defaultdict
+
+from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+
+from orchestration.ingest.landing import landing_files
+from orchestration.ingest.sources import SOURCES
+from orchestration.settings import Settings
+
+
+def landing_state() -> dict[str, list[object]]:
+    """path -> [extract date, size, mtime_ns] of every dated landing file."""
+    settings = Settings.from_env()
+    state: dict[str, list[object]] = {}
+    for spec in SOURCES.values():
+        for landing in landing_files(settings.extracts_dir, spec):
+            if landing.extract_date is None:
+                continue
+            stat = landing.path.stat()
+            state[str(landing.path)] = [landing.extract_date.isoformat(), stat.st_size, stat.st_mtime_ns]
+    return state
+
+
+def changed_dates(
+    previous: dict[str, list[object]], current: dict[str, list[object]]
+) -> dict[str, list[str]]:
+    changed: dict[str, list[str]] = defaultdict(list)
+    for path, fingerprint in current.items():
+        if previous.get(path) != fingerprint:
+            changed[str(fingerprint[0])].append(path)
+    return dict(changed)
+
+
+def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
+    @sensor(
+        name="landing_folder_sensor",
+        job_name=job_name,
+        minimum_interval_seconds=60,
+        description="Requests a run of the audit job for each extract date with a new or re-delivered file.",
+    )
+    def landing_folder_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        previous = json.loads(context.cursor) if context.cursor else {}
+        current = landing_state()
+        changes = changed_dates(previous, current)
+        if not changes:
+            return SkipReason("no new or re-delivered landing files")
+        requests = []
+        for extract_date, paths in sorted(changes.items()):
+            digest = hashlib.sha256(
+                json.dumps(sorted((p, current[p]) for p in paths), default=str).encode()
+            ).hexdigest()[:16]
+            requests.append(RunRequest(run_key=f"{extract_date}:{digest}", partition_key=extract_date))
+        return SensorResult(run_requests=requests, cursor=json.dumps(current))
+
+    return landing_folder_sensor

@@ -1,0 +1,71 @@
+"""Shared fixtures: a real pipeline run (generator -> Dagster -> DuckDB -> dbt -> publish) in a temp folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestration.transform.project import prepare_manifest
+
+SAMPLE_ORDERS = 600
+SAMPLE_SEED = 7
+
+
+@dataclass(frozen=True)
+class PipelineEnv:
+    root: Path
+    extracts: Path
+    warehouse: Path
+    serving_db: Path
+    dagster_home: Path
+
+    def as_environ(self) -> dict[str, str]:
+        return {
+            "ORDER_AUDIT_EXTRACTS_DIR": str(self.extracts),
+            "ORDER_AUDIT_WAREHOUSE": str(self.warehouse),
+            "ORDER_AUDIT_SERVING_DB": str(self.serving_db),
+            "DAGSTER_HOME": str(self.dagster_home),
+        }
+
+
+def pipeline_env(root: Path) -> PipelineEnv:
+    env = PipelineEnv(
+        root, root / "extracts", root / "warehouse.duckdb", root / "serving" / "oa.duckdb", root / "dh"
+    )
+    env.dagster_home.mkdir(parents=True, exist_ok=True)
+    return env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> None:
+    """Tests and CI build the dbt manifest themselves (prepare_if_dev only acts under `dagster dev`)."""
+    prepare_manifest()
+
+
+@pytest.fixture(scope="session")
+def isolated_environ() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def use_env(env: PipelineEnv) -> None:
+    os.environ.update(env.as_environ())
+
+
+@pytest.fixture(scope="session")
+def sample_pipeline(tmp_path_factory: pytest.TempPathFactory, isolated_environ: None) -> PipelineEnv:
+    """Seeded sample extracts with bad rows, run once end to end through `order-audit run`."""
+    from orchestration.cli import main
+    from orchestration.generator import generate
+
+    env = pipeline_env(tmp_path_factory.mktemp("pipeline"))
+    generate(env.extracts, orders=SAMPLE_ORDERS, seed=SAMPLE_SEED, days=8, bad_rows_rate=0.02)
+    use_env(env)
+    assert main(["run"]) == 0, "order-audit run failed on the sample data"
+    return env
