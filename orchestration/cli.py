@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -30,7 +32,9 @@ def _generate(args: argparse.Namespace) -> int:
     for source, rows in sorted(summary.rows_per_source.items()):
         print(f"  {source:<22} {rows:>10} rows")
     print(f"Ground truth: {', '.join(str(p) for p in summary.ground_truth_files)}")
-    print(f"Expected exceptions: {sum(summary.expected_exceptions.values())} over {len(summary.expected_exceptions)} codes")
+    print(
+        f"Expected exceptions: {sum(summary.expected_exceptions.values())} over {len(summary.expected_exceptions)} codes"
+    )
     return 0
 
 
@@ -53,11 +57,20 @@ def _landing_date_range(settings: Settings) -> tuple[date, date]:
     return min(dates), max(dates)
 
 
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME (default .dagster_home in the repo, git-ignored) with the project's dagster.yaml."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME)))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        shutil.copyfile(Path(__file__).with_name("dagster.yaml"), config)
+    return home
+
+
 def dagster_instance():  # type: ignore[no-untyped-def]
     from dagster import DagsterInstance
 
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME)))
-    home.mkdir(parents=True, exist_ok=True)
+    ensure_dagster_home()
     return DagsterInstance.get()
 
 
@@ -109,6 +122,43 @@ def _sql(args: argparse.Namespace) -> int:
     return run_query(args.query, database=Path(args.database) if args.database else None)
 
 
+def _ui(args: argparse.Namespace) -> int:
+    ensure_dagster_home()
+    from orchestration.transform.project import prepare_manifest
+
+    prepare_manifest()
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [
+        str(dagster),
+        "dev",
+        "-m",
+        "orchestration.definitions",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
+    ]
+    return subprocess.call(command, cwd=PROJECT_ROOT)
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from orchestration.settings import DBT_PROJECT_DIR
+    from orchestration.transform.project import dbt_executable
+
+    os.environ["ORDER_AUDIT_WAREHOUSE"] = str(Settings.from_env().warehouse)
+    command = [dbt_executable(), "docs", "generate", "--static", "--profiles-dir", str(DBT_PROJECT_DIR)]
+    code = subprocess.call(command, cwd=DBT_PROJECT_DIR)
+    if code == 0:
+        print(f"\nData dictionary: {DBT_PROJECT_DIR / 'target' / 'static_index.html'} (open it in a browser)")
+    return code
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from dashboard.launch import main as launch
+
+    return int(launch(port=args.port) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="order-audit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--database", help="DuckDB file to query (default: the published serving file)")
     sql.set_defaults(handler=_sql)
+
+    ui = commands.add_parser(
+        "ui", help="start the Dagster UI (dagster dev) on 127.0.0.1 with the repo's Dagster home"
+    )
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=_ui)
+
+    docs = commands.add_parser("docs", help="generate the dbt data dictionary as one static HTML file")
+    docs.set_defaults(handler=_docs)
+
+    dashboard = commands.add_parser("dashboard", help="start the Streamlit dashboard on 127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8501)
+    dashboard.set_defaults(handler=_dashboard)
     return parser
 
 

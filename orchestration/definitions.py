@@ -9,14 +9,12 @@ from dagster import (
 )
 
 from orchestration import ingest, publish, transform
-from orchestration.ingest.partitions import extract_date_partitions
 from orchestration.ingest.sensors import build_landing_sensor
 from orchestration.resources import dbt_resource, warehouse_resource
 
 order_audit_job = define_asset_job(
     "order_audit_job",
     selection=AssetSelection.all(),
-    partitions_def=extract_date_partitions,
     executor_def=in_process_executor,
     description="Load the landing files of the extract date(s), build the audit mart with dbt, validate it, publish it.",
 )

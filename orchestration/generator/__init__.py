@@ -80,8 +80,9 @@ def generate(
         inventory.create_stock_levels(ctx)
         expected = writer.create_expected_exceptions(ctx)
         delivery.render_all(ctx)
+        writer.release_build_tables(ctx)
         n_bad = bad_rows.add_bad_rows(ctx)
-        writer.number_lines(ctx)
+        writer.bad_row_lines(ctx)
         files, rows = writer.write_extracts(ctx)
         rejected = bad_rows.write_rejected_files(ctx)
         manifest: dict[str, object] = {

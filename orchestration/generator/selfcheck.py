@@ -18,10 +18,26 @@ import duckdb
 Exception_ = tuple[str, str, str, str]
 
 _CSV_COLUMNS = {
-    "payments": ("payment_id", "order_id", "event_type", "amount", "currency", "status", "processed_at",
-                 "psp_reference", "method"),
-    "inventory_movements": ("movement_id", "sku", "warehouse_id", "movement_type", "quantity", "order_id",
-                            "occurred_at"),
+    "payments": (
+        "payment_id",
+        "order_id",
+        "event_type",
+        "amount",
+        "currency",
+        "status",
+        "processed_at",
+        "psp_reference",
+        "method",
+    ),
+    "inventory_movements": (
+        "movement_id",
+        "sku",
+        "warehouse_id",
+        "movement_type",
+        "quantity",
+        "order_id",
+        "occurred_at",
+    ),
     "inventory_levels": ("sku", "warehouse_id", "on_hand", "snapshot_date"),
     "products": ("sku", "title", "unit_price", "currency", "valid_from"),
 }
@@ -244,7 +260,9 @@ def audit(extracts_dir: Path, as_of: datetime | None = None, sla_hours: int = 72
         _load(con, extracts_dir)
         _current_state(con)
         _rules(con, as_of, sla_hours)
-        rows = con.execute("SELECT entity_type, entity_id, coalesce(order_id, ''), code FROM found").fetchall()
+        rows = con.execute(
+            "SELECT entity_type, entity_id, coalesce(order_id, ''), code FROM found"
+        ).fetchall()
     finally:
         con.close()
     return {(str(a), str(b), str(c), str(d)) for a, b, c, d in rows}

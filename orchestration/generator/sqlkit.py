@@ -88,6 +88,7 @@ def _macros(seed: int) -> list[str]:
 
 def open_session(cfg: GenerationConfig) -> Ctx:
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")
     ctx = Ctx(con=con, cfg=cfg)
     for sql in _macros(cfg.seed):
         ctx.run(sql)

@@ -1,4 +1,4 @@
-"""Number the lines of every file, write the extracts byte-for-byte with COPY, and the ground truth."""
+"""Write the extracts byte-for-byte with COPY (ordered within each file), and the ground truth."""
 
 from __future__ import annotations
 
@@ -31,21 +31,19 @@ def clear_output(cfg: GenerationConfig) -> None:
     (cfg.out_dir / GROUND_TRUTH_DIR).mkdir(parents=True)
 
 
-def number_lines(ctx: Ctx) -> None:
-    """`lines_<source>(file_idx, file_name, line_number, text, bad_reason)`: physical, 1-based line
-    numbers (a CSV header is line 1)."""
-    for source in SOURCES:
-        offset = 0 if source == "orders" else 1
-        ctx.run(
-            f"""
-            CREATE TABLE lines_{source} AS
-            SELECT dense_rank() OVER (ORDER BY file_name) AS file_idx, file_name,
-                   row_number() OVER (PARTITION BY file_name ORDER BY sort_ts, sort_key) + {offset} AS line_number,
-                   text, bad_reason
-            FROM out_{source}
-            ORDER BY file_idx, line_number
-            """
-        )
+def bad_row_lines(ctx: Ctx) -> None:
+    """`bad_lines(source, file_name, line_number, reason_code)`: physical, 1-based line numbers of the
+    bad rows (a CSV header is line 1). Lines are ordered by (sort_ts, sort_key) within a file."""
+    parts = " UNION ALL ".join(
+        f"""SELECT '{source}' AS source, file_name, line_number, bad_reason AS reason_code FROM (
+                SELECT file_name, bad_reason,
+                       row_number() OVER (PARTITION BY file_name ORDER BY sort_ts, sort_key)
+                       + {0 if source == "orders" else 1} AS line_number
+                FROM out_{source}
+            ) WHERE bad_reason IS NOT NULL"""
+        for source in SOURCES
+    )
+    ctx.run(f"CREATE TABLE bad_lines AS {parts}")
 
 
 def write_extracts(ctx: Ctx) -> tuple[list[Path], dict[str, int]]:
@@ -53,23 +51,20 @@ def write_extracts(ctx: Ctx) -> tuple[list[Path], dict[str, int]]:
     written: list[Path] = []
     rows: dict[str, int] = {}
     for source in SOURCES:
-        files = {
-            str(name): int(idx)
-            for idx, name in ctx.rows(
-                f"SELECT DISTINCT file_idx, file_name FROM lines_{source} ORDER BY file_idx"
-            )
-        }
+        names = {str(name) for (name,) in ctx.rows(f"SELECT DISTINCT file_name FROM out_{source}")}
         if source in ("payments", "inventory_movements", "inventory_levels"):
             for day in range(cfg.days):  # a day without rows still gets its (header-only) file
-                files.setdefault(f"{source}_{cfg.day(day).isoformat()}.{EXTENSIONS[source]}", -1)
-        for name in sorted(files):
+                names.add(f"{source}_{cfg.day(day).isoformat()}.{EXTENSIONS[source]}")
+        for name in sorted(names):
             path = cfg.out_dir / source / name
-            data = f"SELECT line_number, text FROM lines_{source} WHERE file_idx = {files[name]}"
+            data = f"SELECT 1 AS h, sort_ts, sort_key, text FROM out_{source} WHERE file_name = '{name}'"
             if source in CSV_HEADERS:
-                data = f"SELECT 1 AS line_number, '{CSV_HEADERS[source]}' AS text UNION ALL {data}"
-            ctx.run(f"COPY (SELECT text FROM ({data}) ORDER BY line_number) TO {_path_sql(path)} {_RAW}")
+                data = f"SELECT 0 AS h, NULL AS sort_ts, NULL AS sort_key, '{CSV_HEADERS[source]}' AS text UNION ALL {data}"
+            ctx.run(
+                f"COPY (SELECT text FROM ({data}) ORDER BY h, sort_ts, sort_key) TO {_path_sql(path)} {_RAW}"
+            )
             written.append(path)
-        rows[source] = ctx.integer(f"SELECT count(*) FROM lines_{source}")
+        rows[source] = ctx.integer(f"SELECT count(*) FROM out_{source}")
     return written, rows
 
 
@@ -87,26 +82,11 @@ def write_ground_truth(
         """
     )
     scenarios = folder / "scenarios.csv"
-    ctx.run(
-        f"""
-        COPY (
-            SELECT f.order_id, f.scenario, o.status AS final_status,
-                   coalesce((SELECT string_agg(code, ',' ORDER BY code) FROM scenario_codes AS c
-                             WHERE c.name = f.scenario), '') AS exception_codes
-            FROM order_facts AS f JOIN order_final AS o USING (i)
-            WHERE f.scenario IS NOT NULL ORDER BY f.order_id
-        ) TO {_path_sql(scenarios)} (FORMAT csv, HEADER true)
-        """
-    )
+    ctx.run(f"COPY (SELECT * FROM scenario_truth ORDER BY order_id) TO {_path_sql(scenarios)} (FORMAT csv, HEADER true)")
     written = [expected, scenarios]
     if cfg.bad_rows_rate > 0:
         bad = folder / "bad_rows.csv"
-        parts = " UNION ALL ".join(
-            f"SELECT '{s}' AS source, file_name, line_number, bad_reason AS reason_code FROM lines_{s} "
-            "WHERE bad_reason IS NOT NULL"
-            for s in SOURCES
-        )
-        ctx.run(f"COPY (SELECT * FROM ({parts}) ORDER BY ALL) TO {_path_sql(bad)} (FORMAT csv, HEADER true)")
+        ctx.run(f"COPY (SELECT * FROM bad_lines ORDER BY ALL) TO {_path_sql(bad)} (FORMAT csv, HEADER true)")
         rejected_path = folder / "rejected_files.csv"
         lines = ["source,file_name,reason_code"] + [f"{s},{p.name},{code}" for s, p, code in sorted(rejected)]
         rejected_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -134,8 +114,25 @@ def create_expected_exceptions(ctx: Ctx) -> dict[str, int]:
         FROM stock_levels WHERE mismatch
         """
     )
+    ctx.run(
+        """
+        CREATE TABLE scenario_truth AS
+        SELECT f.order_id, f.scenario, o.status AS final_status,
+               coalesce((SELECT string_agg(code, ',' ORDER BY code) FROM scenario_codes AS c
+                         WHERE c.name = f.scenario), '') AS exception_codes
+        FROM order_facts AS f JOIN order_final AS o USING (i)
+        WHERE f.scenario IS NOT NULL
+        """
+    )
     counts = {
         str(code): int(n)
         for code, n in ctx.rows("SELECT exception_code, count(*) FROM expected_exceptions GROUP BY ALL")
     }
     return {code: counts.get(code, 0) for code in ALL_CODES}
+
+
+def release_build_tables(ctx: Ctx) -> None:
+    """Free the logical tables once every row is rendered (lower peak memory while writing)."""
+    for table in ("lines_json", "order_versions", "order_final", "order_facts", "order_amounts", "order_lines",
+                  "order_plan", "payment_events", "movements", "stock_levels", "stock_pairs"):
+        ctx.run(f"DROP TABLE IF EXISTS {table}")

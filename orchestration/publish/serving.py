@@ -26,10 +26,10 @@ MART_TABLES = (
     "agg_reconciliation_daily",
     "dim_customers",
     "dim_products",
+    "quarantined_rows",
 )
 # Operational tables analysts query beside the mart: (schema.table in the warehouse, name when served).
 SUPPORT_TABLES = (
-    ("raw.quarantine", "quarantined_rows"),
     ("raw.load_manifest", "load_manifest"),
     ("quality.validation_results", "validation_results"),
 )
