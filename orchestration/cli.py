@@ -159,6 +159,18 @@ def _dashboard(args: argparse.Namespace) -> int:
     return int(launch(port=args.port) or 0)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from orchestration.bench import run_benchmark
+
+    output = (
+        Path(args.output)
+        if args.output
+        else PROJECT_ROOT / "benchmarks" / "results" / f"bench_{args.orders}.json"
+    )
+    report = run_benchmark(args.orders, args.days, args.seed, Path(args.workdir), output)
+    return 0 if all(run["succeeded"] for run in report["runs"]) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="order-audit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -197,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard = commands.add_parser("dashboard", help="start the Streamlit dashboard on 127.0.0.1")
     dashboard.add_argument("--port", type=int, default=8501)
     dashboard.set_defaults(handler=_dashboard)
+
+    bench = commands.add_parser("bench", help="benchmark the whole pipeline on N generated orders")
+    bench.add_argument("--orders", type=int, default=10_000)
+    bench.add_argument(
+        "--days", type=int, default=30, help="days of the full run; one more day is the incremental run"
+    )
+    bench.add_argument("--seed", type=int, default=1)
+    bench.add_argument("--workdir", default="/tmp/order-audit-bench")
+    bench.add_argument(
+        "--output", help="JSON file for the figures (default benchmarks/results/bench_<N>.json)"
+    )
+    bench.set_defaults(handler=_bench)
     return parser
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+from dagster import EnvVar
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
@@ -9,11 +12,13 @@ from orchestration.settings import Settings
 from orchestration.transform.project import dbt_cli
 
 
-def warehouse_resource(settings: Settings | None = None) -> DuckDBResource:
-    settings = settings or Settings.from_env()
+def warehouse_resource() -> DuckDBResource:
+    """The warehouse file, resolved from ORDER_AUDIT_WAREHOUSE when each run starts (not at import)."""
+    settings = Settings.from_env()
+    os.environ["ORDER_AUDIT_WAREHOUSE"] = str(settings.warehouse)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     return DuckDBResource(
-        database=str(settings.warehouse),
+        database=EnvVar("ORDER_AUDIT_WAREHOUSE"),
         connection_config={
             "memory_limit": settings.duckdb_memory_limit,
             "threads": settings.duckdb_threads,

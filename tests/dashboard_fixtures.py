@@ -67,12 +67,28 @@ def run_pipeline(root: Path) -> BuiltMart | str:
         return f"`order-audit run` did not finish in {PIPELINE_TIMEOUT_SECONDS}s (log: {log})"
     serving = Path(env["ORDER_AUDIT_SERVING_DB"])
     if completed.returncode != 0 or not serving.exists():
-        tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-6:]
-        return (
-            f"`order-audit run` exited {completed.returncode} without a serving file (log: {log}): "
-            + " | ".join(tail)
-        )
+        why = failure_summary(log.read_text(errors="replace"))
+        return f"`order-audit run` exited {completed.returncode} without a serving file (log: {log}): {why}"
     return BuiltMart(Path(env["ORDER_AUDIT_WAREHOUSE"]), serving, "pipeline", f"order-audit run (log: {log})")
+
+
+FAILURE_MARKERS = ("FAILED.", "Encountered an error", " Error", "Error:", "Failure in", "Traceback")
+
+
+def failure_summary(log_text: str, limit: int = 8) -> str:
+    """The few lines of a failed run's log that say why (else its last lines), joined with ' | '."""
+    lines = [line.rstrip() for line in log_text.splitlines()]
+    picked: list[str] = []
+    for i, line in enumerate(lines):
+        if any(marker in line for marker in FAILURE_MARKERS) and " - DEBUG - " not in line:
+            for context in lines[i : i + 3]:
+                if context.strip() and context.strip() not in picked:
+                    picked.append(context.strip())
+        if len(picked) >= limit:
+            break
+    if not picked:
+        picked = [line.strip() for line in lines if line.strip()][-6:]
+    return " | ".join(picked[:limit])
 
 
 def build_mart(root: Path) -> BuiltMart:
@@ -128,6 +144,10 @@ create table main.dim_customers (
 create table main.dim_products (
     sku varchar, title varchar, in_catalog boolean, catalog_currencies integer, catalog_price_rows integer,
     orders bigint, units_ordered bigint
+);
+create table main.quarantined_rows (
+    source varchar, source_file varchar, extract_date date, line_number bigint, raw_text varchar,
+    reason_code varchar, reason varchar, load_id varchar, quarantined_at timestamp
 );
 create table raw.quarantine (
     load_id varchar, source varchar, source_file varchar, extract_date date, line_number bigint,
@@ -395,7 +415,11 @@ def _validation_rows() -> list[tuple[Any, ...]]:
     return rows
 
 
-def build_handmade_mart(root: Path, note: str = "") -> BuiltMart:
+def build_handmade_mart(root: Path, note: str = "", with_quality: bool = True) -> BuiltMart:
+    """A small mart (8 orders, 4 currencies) with the real tables' shapes, published by `publish`.
+
+    Without `with_quality` there is no validation_results table, like serving files from before it.
+    """
     root.mkdir(parents=True, exist_ok=True)
     warehouse = root / "warehouse.duckdb"
     serving = root / "serving" / "order_audit.duckdb"
@@ -415,9 +439,12 @@ def build_handmade_mart(root: Path, note: str = "") -> BuiltMart:
             " from main.fact_order_audit group by customer_id"
         )
         con.execute("insert into main.dim_products values ('SKU-1', 'Handmade Mug', true, 1, 1, 8, 8)")
-        con.executemany(
-            f"insert into quality.validation_results values ({', '.join(['?'] * 13)})", _validation_rows()
-        )
+        if with_quality:
+            con.executemany(
+                f"insert into quality.validation_results values ({', '.join(['?'] * 13)})", _validation_rows()
+            )
+        else:
+            con.execute("drop table quality.validation_results")
     finally:
         con.close()
     publish(warehouse, serving, "handmade-run")

@@ -38,7 +38,7 @@ from orchestration.publish.serving import publish
 from orchestration.settings import PROJECT_ROOT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dashboard_fixtures import BuiltMart, build_mart  # noqa: E402
+from dashboard_fixtures import BuiltMart, build_handmade_mart, build_mart  # noqa: E402
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,7 +58,19 @@ DUCKDB_14 = "duckdb==1.4.2"
 
 @pytest.fixture(scope="module")
 def mart(tmp_path_factory: pytest.TempPathFactory) -> BuiltMart:
+    """The serving file of `order-audit run` on sample data (hand-made if the pipeline cannot publish)."""
     return build_mart(tmp_path_factory.mktemp("dashboard_mart"))
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory: pytest.TempPathFactory) -> BuiltMart:
+    """A small hand-made mart with data-quality results and edge-case amounts, published by `publish`."""
+    return build_handmade_mart(tmp_path_factory.mktemp("dashboard_handmade"))
+
+
+@pytest.fixture(params=["mart", "handmade"])
+def any_mart(request: pytest.FixtureRequest) -> BuiltMart:
+    return request.getfixturevalue(request.param)
 
 
 def sql(path: Path, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -99,8 +111,8 @@ def utc(value: datetime) -> str:
 # --- what the app shows is what SQL says -------------------------------------------------------------
 
 
-def test_overview_figures_equal_sql(mart: BuiltMart, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = mart.serving_db
+def test_overview_figures_equal_sql(any_mart: BuiltMart, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = any_mart.serving_db
     at = run_app(monkeypatch, db)
     shown = metrics(at)
 
@@ -182,15 +194,16 @@ def test_overview_figures_equal_sql(mart: BuiltMart, monkeypatch: pytest.MonkeyP
         assert any("no data-quality results" in i.value for i in at.info)
 
 
-def test_worst_orders_ranking_equals_sql(mart: BuiltMart, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = mart.serving_db
+def test_worst_orders_ranking_equals_sql(any_mart: BuiltMart, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = any_mart.serving_db
     at = run_app(monkeypatch, db)
     shown = table_with(at, "order_id", "currency", "order_status", "audit_status", "exception_count")
     expected = sql(
         db,
         "select order_id, exception_count, payment_balance_amount, currency from fact_order_audit"
         " where exception_count > 0 or payment_balance_amount <> 0"
-        " order by exception_count desc, abs(payment_balance_amount) desc, order_id limit 25",
+        " order by exception_count desc, audit_status = 'exception' desc, abs(payment_balance_amount) desc,"
+        " order_id limit 25",
     )
     assert list(shown["order_id"]) == [row[0] for row in expected]
     assert list(shown["payment_balance"]) == [format_amount(row[2], row[3]) for row in expected]
@@ -206,7 +219,8 @@ def test_worst_orders_ranking_equals_sql(mart: BuiltMart, monkeypatch: pytest.Mo
     expected_balance = sql(
         db,
         "select order_id from fact_order_audit where currency = ? and (exception_count > 0 or payment_balance_amount <> 0)"
-        " order by abs(payment_balance_amount) desc, exception_count desc, order_id limit 25",
+        " order by abs(payment_balance_amount) desc, exception_count desc, audit_status = 'exception' desc,"
+        " order_id limit 25",
         [currency],
     )
     assert list(by_balance["order_id"]) == [row[0] for row in expected_balance]
@@ -214,9 +228,9 @@ def test_worst_orders_ranking_equals_sql(mart: BuiltMart, monkeypatch: pytest.Mo
 
 
 def test_drill_down_shows_the_orders_trail_in_sequence(
-    mart: BuiltMart, monkeypatch: pytest.MonkeyPatch
+    any_mart: BuiltMart, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = mart.serving_db
+    db = any_mart.serving_db
     at = run_app(monkeypatch, db)
     picker = at.selectbox(key="order")
     options = list(picker.options)
@@ -286,11 +300,57 @@ def test_drill_down_shows_the_orders_trail_in_sequence(
     assert any("NO-SUCH-ORDER" in w.value for w in at.warning)
 
 
+def test_quality_results_over_time(handmade: BuiltMart, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = handmade.serving_db
+    at = run_app(monkeypatch, db)
+    runs = table_with(at, "run_id", "validated_at", "expectations", "passed", "failed")
+    assert [(r, int(f)) for r, f in runs[["run_id", "failed"]].values] == sql(
+        db, "select run_id, count(*) filter (where not success) from validation_results group by 1 order by 1"
+    )
+    latest = sql(db, "select run_id from validation_results order by validated_at desc limit 1")[0][0]
+    expected = sql(
+        db,
+        "select suite, expectation, asset, unexpected_count from validation_results"
+        " where run_id = ? and not success order by 1, 2, 3",
+        [latest],
+    )
+    if expected:
+        failures = table_with(at, "suite", "expectation", "asset", "observed_value", "unexpected_count")
+        got = [
+            (a, b, c, int(d))
+            for a, b, c, d in failures[["suite", "expectation", "asset", "unexpected_count"]].values
+        ]
+        assert got == expected
+    else:
+        assert any("Every expectation of the latest run passed" in s.value for s in at.success)
+
+
+def test_serving_file_without_quality_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    older = build_handmade_mart(tmp_path, with_quality=False)
+    assert not has_table(older.serving_db, "validation_results")
+    at = run_app(monkeypatch, older.serving_db)
+    assert any("no data-quality results" in i.value for i in at.info)
+    (orders,) = sql(older.serving_db, "select count(*) from fact_order_audit")[0]
+    assert metrics(at)["Orders"] == f"{orders:,}"
+
+
 def test_no_serving_file_yet_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     missing = tmp_path / "serving" / "order_audit.duckdb"
     at = run_app(monkeypatch, missing)
     assert any("No published mart yet" in i.value and str(missing) in i.value for i in at.info)
     assert not at.metric and not at.dataframe
+
+
+def test_a_file_that_is_not_a_published_mart_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    not_a_mart = tmp_path / "empty.duckdb"
+    duckdb.connect(str(not_a_mart)).close()
+    at = run_app(monkeypatch, not_a_mart)
+    assert any("not a complete published mart" in e.value and "fact_order_audit" in e.value for e in at.error)
+    garbage = tmp_path / "garbage.duckdb"
+    garbage.write_bytes(b"this is not a database" * 512)
+    at = run_app(monkeypatch, garbage)
+    assert any("Could not read" in e.value for e in at.error)
+    assert not at.metric
 
 
 def test_amounts_are_formatted_exactly() -> None:
@@ -390,7 +450,10 @@ def test_real_browser_renders_the_mart(mart: BuiltMart, tmp_path: Path) -> None:
             )
             expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=30_000)
             expect(page.get_by_test_id("stException")).to_have_count(0)
-            page.wait_for_timeout(1000)  # let the charts finish drawing before the picture
+            # Streamlit scrolls inside its main block, not the document: grow the viewport to show it all.
+            height = page.get_by_test_id("stMain").evaluate("main => main.scrollHeight")
+            page.set_viewport_size({"width": 1400, "height": max(1000, min(int(height) + 50, 12_000))})
+            page.wait_for_timeout(1500)  # let the charts finish drawing before the picture
             page.screenshot(path=str(SCREENSHOT), full_page=True)
         finally:
             browser.close()

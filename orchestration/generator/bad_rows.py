@@ -139,7 +139,7 @@ def add_bad_rows(ctx: Ctx) -> int:
                 FROM (SELECT DISTINCT file_name FROM {table})
             ),
             b AS (
-                SELECT k, '{prefix}' || lpad(k::VARCHAR, 6, '0') AS id,
+                SELECT k, '{prefix}' || lpad(k::VARCHAR, 8, '0') AS id,
                        CASE (k % {len(reasons)})::INTEGER {reason_case} END AS reason,
                        {ctx.ts("start")} + secs(hx(k, '{source}bad') % {span}) AS ts,
                        (hx(k, '{source}file') % (SELECT count(*) FROM files))::BIGINT AS n

@@ -83,7 +83,7 @@ def create_catalog(ctx: Ctx) -> None:
             FROM range({cfg.n_skus}) AS t(k)
             UNION ALL SELECT 90001, '{GIFT_SKU}', 'gift'
             UNION ALL
-            SELECT 100000 + slot, 'SKU-OS-' || lpad(slot::VARCHAR, 6, '0'), 'oversold'
+            SELECT 100000 + slot, 'SKU-OS-' || lpad(slot::VARCHAR, 8, '0'), 'oversold'
             FROM order_scenario WHERE sku_mode = 'oversold'
         )
         SELECT k, sku, sku_kind,

@@ -29,8 +29,8 @@ class GenerationConfig:
     bad_rows_rate: float
 
     def __post_init__(self) -> None:
-        if self.orders < 1:
-            raise ValueError("orders must be at least 1")
+        if not 1 <= self.orders < 100_000_000:
+            raise ValueError("orders must be between 1 and 99,999,999 (ids have 8 digits)")
         if self.days < 1:
             raise ValueError("days must be at least 1")
         if not 0.0 <= self.exception_rate <= 1.0:

@@ -151,7 +151,7 @@ def add_stock_movements(ctx: Ctx) -> None:
     ctx.run(
         f"""
         INSERT INTO movements
-        SELECT 'MV-ORPHAN-' || lpad(k::VARCHAR, 6, '0'), NULL, 'ORD-GHOST-M' || lpad(k::VARCHAR, 6, '0'),
+        SELECT 'MV-ORPHAN-' || lpad(k::VARCHAR, 8, '0'), NULL, 'ORD-GHOST-M' || lpad(k::VARCHAR, 8, '0'),
                'SKU-' || lpad((hx(k, 'osku') % {cfg.n_skus})::VARCHAR, 5, '0'),
                list_extract({wh_list}, (hx(k, 'owh') % {len(WAREHOUSES)})::INTEGER + 1),
                CASE WHEN k % 2 = 0 THEN 'reservation' ELSE 'return' END, 1 + (hx(k, 'oq') % 2)::BIGINT,

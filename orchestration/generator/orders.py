@@ -97,7 +97,7 @@ def create_plan(ctx: Ctx) -> None:
         )
         SELECT *,
             'ORD-' || lpad(i::VARCHAR, 8, '0') AS order_id,
-            'CUS-' || lpad((hx(i, 'cust') % {cfg.n_customers})::VARCHAR, 7, '0') AS customer_id,
+            'CUS-' || lpad((hx(i, 'cust') % {cfg.n_customers})::VARCHAR, 8, '0') AS customer_id,
             list_extract({methods}, (hx(i, 'method') % {len(_METHODS)})::INTEGER + 1) AS method,
             -- seconds between steps
             CASE WHEN timing = 'exact72' THEN 7200 WHEN compressed THEN ri(i, 'dcap', 3600, 10800)
@@ -145,8 +145,8 @@ def create_lines(ctx: Ctx) -> None:
                    p.sku_mode, p.price_mode, p.slot,
                    l.line_no = p.n_lines AND p.price_mode <> 'catalog' AS price_target,
                    CASE
-                       WHEN l.line_no = 1 AND p.sku_mode = 'unknown' THEN 'SKU-UNK-' || lpad(p.slot::VARCHAR, 6, '0')
-                       WHEN l.line_no = 1 AND p.sku_mode = 'oversold' THEN 'SKU-OS-' || lpad(p.slot::VARCHAR, 6, '0')
+                       WHEN l.line_no = 1 AND p.sku_mode = 'unknown' THEN 'SKU-UNK-' || lpad(p.slot::VARCHAR, 8, '0')
+                       WHEN l.line_no = 1 AND p.sku_mode = 'oversold' THEN 'SKU-OS-' || lpad(p.slot::VARCHAR, 8, '0')
                        WHEN l.line_no = p.n_lines AND p.price_mode <> 'catalog'
                            THEN 'SKU-' || lpad((1 + 4 * (hx(l.i * 8 + l.line_no, 'chg') % {n_changed}))::VARCHAR, 5, '0')
                        ELSE 'SKU-' || lpad(floor({cfg.n_skus} * pow(ru(l.i * 8 + l.line_no, 'sku'), 1.6))::BIGINT::VARCHAR,

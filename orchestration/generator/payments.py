@@ -138,8 +138,8 @@ def _add_orphans(ctx: Ctx) -> None:
         WITH o AS (
             SELECT k, {currency_pick_sql("hx(k, 'ocur')")} AS currency FROM range({cfg.n_entity_cases}) AS t(k)
         )
-        SELECT 'PAY-ORPHAN-' || lpad(k::VARCHAR, 6, '0'), NULL,
-               CASE WHEN k % 2 = 0 THEN NULL ELSE 'ORD-GHOST-' || lpad(k::VARCHAR, 6, '0') END,
+        SELECT 'PAY-ORPHAN-' || lpad(k::VARCHAR, 8, '0'), NULL,
+               CASE WHEN k % 2 = 0 THEN NULL ELSE 'ORD-GHOST-' || lpad(k::VARCHAR, 8, '0') END,
                list_extract(['capture', 'refund', 'authorization'], (k % 3)::INTEGER + 1),
                round_to((500 + hx(k, 'oamt') % 20000) / 100.0 * c.rate, c.exp), o.currency, c.exp,
                CASE WHEN k % 5 = 4 THEN 'failed' ELSE 'succeeded' END,

@@ -82,7 +82,9 @@ def write_ground_truth(
         """
     )
     scenarios = folder / "scenarios.csv"
-    ctx.run(f"COPY (SELECT * FROM scenario_truth ORDER BY order_id) TO {_path_sql(scenarios)} (FORMAT csv, HEADER true)")
+    ctx.run(
+        f"COPY (SELECT * FROM scenario_truth ORDER BY order_id) TO {_path_sql(scenarios)} (FORMAT csv, HEADER true)"
+    )
     written = [expected, scenarios]
     if cfg.bad_rows_rate > 0:
         bad = folder / "bad_rows.csv"
@@ -133,6 +135,17 @@ def create_expected_exceptions(ctx: Ctx) -> dict[str, int]:
 
 def release_build_tables(ctx: Ctx) -> None:
     """Free the logical tables once every row is rendered (lower peak memory while writing)."""
-    for table in ("lines_json", "order_versions", "order_final", "order_facts", "order_amounts", "order_lines",
-                  "order_plan", "payment_events", "movements", "stock_levels", "stock_pairs"):
+    for table in (
+        "lines_json",
+        "order_versions",
+        "order_final",
+        "order_facts",
+        "order_amounts",
+        "order_lines",
+        "order_plan",
+        "payment_events",
+        "movements",
+        "stock_levels",
+        "stock_pairs",
+    ):
         ctx.run(f"DROP TABLE IF EXISTS {table}")

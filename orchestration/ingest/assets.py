@@ -62,6 +62,7 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
         settings = Settings.from_env()
         key_range = context.partition_key_range
         dates = partition_dates(key_range.start, key_range.end)
+        settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
         with warehouse.get_connection() as con:
             result = load_source(con, spec, settings.extracts_dir, load_id=context.run.run_id, dates=dates)
             table_rows = {table: int(scalar(con, f"select count(*) from raw.{table}")) for table in tables}

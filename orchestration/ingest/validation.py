@@ -17,7 +17,10 @@ _JSON_INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
 
 
 def _error_list(rules: tuple[RowRule, ...] | list[RowRule]) -> str:
-    return "list_filter([" + ", ".join(rule.as_sql() for rule in rules) + "], lambda e: e is not null)"
+    """The broken rules of a row as a list of 'code: message'; messages are built only for bad rows."""
+    any_broken = " or ".join(f"({rule.condition})" for rule in rules)
+    messages = "list_filter([" + ", ".join(rule.as_sql() for rule in rules) + "], lambda e: e is not null)"
+    return f"case when {any_broken} then {messages} else cast([] as varchar[]) end"
 
 
 def validate_table_rows(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
@@ -40,24 +43,32 @@ def _json_scalar_rules(column: str, *, money: bool) -> list[RowRule]:
     ]
 
 
-def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
-    """Flatten `_incoming.doc` into order columns and `_incoming_lines`, then apply the order rules."""
-    field_columns = ", ".join(
-        f"doc ->> '$.{column}' as {column}, json_type(doc, '$.{column}') as {column}__type"
-        for column in ORDER_COLUMNS
+def _json_struct(columns: tuple[str, ...]) -> str:
+    """A from_json structure that keeps every field as JSON: one parse per document, types checked after."""
+    return "{" + ", ".join(f'"{column}": "JSON"' for column in columns) + "}"
+
+
+def _text_and_type(struct: str, columns: tuple[str, ...]) -> str:
+    return ", ".join(
+        f"{struct}.{column} ->> '$' as {column}, json_type({struct}.{column}) as {column}__type"
+        for column in columns
     )
+
+
+def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
+    """Flatten `_incoming.doc` into order columns and `_order_lines`, then apply the order rules."""
     con.execute(
         f"""
         create or replace temp table _orders as
-        select line_number, raw_text, {field_columns},
-               json_type(doc, '$.lines') as lines__type,
-               case when json_type(doc, '$.lines') = 'ARRAY' then json_extract(doc, '$.lines[*]') end as line_docs
-        from _incoming
+        with parsed as (
+            select line_number, raw_text, from_json(doc, '{_json_struct((*ORDER_COLUMNS, "lines"))}') as o
+            from _incoming
+        )
+        select line_number, raw_text, {_text_and_type("o", ORDER_COLUMNS)},
+               json_type(o.lines) as lines__type,
+               case when json_type(o.lines) = 'ARRAY' then from_json(o.lines, '["JSON"]') end as line_docs
+        from parsed
         """
-    )
-    line_fields = ", ".join(
-        f"el ->> '$.{column}' as {column}, json_type(el, '$.{column}') as {column}__type"
-        for column in ORDER_LINE_COLUMNS
     )
     con.execute(
         f"""
@@ -66,9 +77,15 @@ def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -
             select line_number, order_id, updated_at,
                    unnest(line_docs) as el, generate_subscripts(line_docs, 1) as line_index
             from _orders
+        ),
+        parsed as (
+            select *, json_type(el) as element__type,
+                   case when json_type(el) = 'OBJECT' then from_json(el, '{_json_struct(ORDER_LINE_COLUMNS)}') end as l
+            from exploded
         )
-        select line_number, order_id, updated_at, line_index, json_type(el) as element__type, {line_fields}
-        from exploded
+        select line_number, order_id, updated_at, line_index, element__type, {_text_and_type("l", ORDER_LINE_COLUMNS)},
+               count(*) over (partition by line_number, trim(l.line_id ->> '$')) as line_id_occurrences
+        from parsed
         """
     )
     line_rules: list[RowRule] = [
@@ -85,7 +102,7 @@ def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -
         *_json_scalar_rules("discount_amount", money=True),
         RowRule(
             "duplicate_line_id",
-            "count(*) over (partition by line_number, trim(line_id)) > 1 and not (line_id is null or trim(line_id) = '')",
+            "line_id_occurrences > 1 and not (line_id is null or trim(line_id) = '')",
             "'line_id ''' || line_id || ''' appears more than once'",
         ),
     ]
@@ -96,7 +113,7 @@ def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -
         select line_number,
                flatten(list(list_transform(errors, lambda e: regexp_replace(e, ': ', ': line ' || line_index || ' ', ''))
                             order by line_index)) as errors
-        from checked group by line_number
+        from checked where len(errors) > 0 group by line_number
         """
     )
     order_rules: list[RowRule] = [

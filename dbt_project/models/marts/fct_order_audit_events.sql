@@ -1,6 +1,31 @@
-{#- The audit trail: one row per event on a clean order, from all three systems, in sequence. -#}
+{#- The audit trail: one row per event on a clean order, from all three systems, in sequence.
+    Incremental by order: a run rebuilds the trail of every order that a new load touches (a new
+    version, or a payment or movement of it arriving days later), see macros/incremental.sql. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        post_hook="{{ delete_events_of_vanished_orders() }}",
+    )
+}}
 with
 
+{% if is_incremental() -%}
+touched_orders as (
+    {%- for raw_table in ['orders', 'payments', 'inventory_movements'] %}
+    select {{ trimmed_id('order_id') }} as order_id
+    from {{ source('raw', raw_table) }}
+    where load_id in ({{ new_loads_since_watermark() }})
+    union
+    {%- endfor %}
+    select order_id
+    from {{ this }}
+    where source_file in ({{ replaced_files_since_watermark() }})
+),
+
+{% endif -%}
 versions as (
     select
         order_id,
@@ -18,21 +43,24 @@ versions as (
 
 orders as (
     select order_id from {{ ref('int_orders_current') }}
+    {%- if is_incremental() %}
+    where order_id in (select order_id from touched_orders)
+    {%- endif %}
 ),
 
 payments as (
     select
-        payment_id,
-        order_id,
-        event_type,
-        amount,
-        currency,
-        payment_status,
-        processed_at,
-        load_id,
-        source_file
-    from {{ ref('int_payments_attributed') }}
-    where has_order
+        payments.payment_id,
+        payments.order_id,
+        payments.event_type,
+        payments.amount,
+        payments.currency,
+        payments.payment_status,
+        payments.processed_at,
+        payments.load_id,
+        payments.source_file
+    from {{ ref('int_payments_attributed') }} as payments
+    inner join orders on payments.order_id = orders.order_id
 ),
 
 movements as (
@@ -144,7 +172,8 @@ final as (
         cast(from_status as varchar) as from_status,
         cast(to_status as varchar) as to_status,
         cast(source_file as varchar) as source_file,
-        cast(load_id as varchar) as load_id
+        cast(load_id as varchar) as load_id,
+        cast({{ loaded_through() }} as timestamp) as loaded_through
     from events
 )
 

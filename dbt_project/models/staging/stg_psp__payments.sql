@@ -1,6 +1,21 @@
-{#- One row per payment_id in its current state: the later delivery wins. -#}
+{#- One row per payment_id in its current state: the later delivery wins. Incremental: see
+    macros/incremental.sql. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='payment_id',
+        incremental_strategy='delete+insert',
+        post_hook="{{ delete_rows_without_raw_row(source('raw', 'payments')) }}",
+    )
+}}
 with
 
+{% if is_incremental() -%}
+touched as (
+    {{ touched_keys(source('raw', 'payments'), 'payment_id', trimmed_id('payment_id')) }}
+),
+
+{% endif -%}
 source as (
     select
         load_id,
@@ -17,6 +32,9 @@ source as (
         psp_reference,
         method
     from {{ source('raw', 'payments') }}
+    {%- if is_incremental() %}
+    where {{ trimmed_id('payment_id') }} in (select payment_id from touched)
+    {%- endif %}
 ),
 
 typed as (
@@ -61,7 +79,8 @@ final as (
         load_id,
         source_file,
         extract_date,
-        line_number
+        line_number,
+        {{ loaded_through() }} as loaded_through
     from ranked
     where delivery_rank = 1
 )

@@ -1,6 +1,21 @@
-{#- One row per movement_id: the later delivery wins. stock_delta is the signed on-hand change. -#}
+{#- One row per movement_id: the later delivery wins. stock_delta is the signed on-hand change.
+    Incremental: see macros/incremental.sql. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='movement_id',
+        incremental_strategy='delete+insert',
+        post_hook="{{ delete_rows_without_raw_row(source('raw', 'inventory_movements')) }}",
+    )
+}}
 with
 
+{% if is_incremental() -%}
+touched as (
+    {{ touched_keys(source('raw', 'inventory_movements'), 'movement_id', trimmed_id('movement_id')) }}
+),
+
+{% endif -%}
 source as (
     select
         load_id,
@@ -15,6 +30,9 @@ source as (
         order_id,
         occurred_at
     from {{ source('raw', 'inventory_movements') }}
+    {%- if is_incremental() %}
+    where {{ trimmed_id('movement_id') }} in (select movement_id from touched)
+    {%- endif %}
 ),
 
 typed as (
@@ -60,7 +78,8 @@ final as (
         load_id,
         source_file,
         extract_date,
-        line_number
+        line_number,
+        {{ loaded_through() }} as loaded_through
     from ranked
     where delivery_rank = 1
 )

@@ -1,0 +1,60 @@
+{#- Incremental staging over the raw landing tables.
+
+    A run processes the raw rows of the loads made since the model last ran (the load manifest's
+    loaded_at is the watermark, stored on every row as loaded_through) and, for each key those rows
+    touch, re-resolves the key from ALL its raw rows, so "the later delivery wins" holds whatever
+    order files arrive in. A corrected file (status 'replaced') can take rows away: keys whose winning
+    raw row vanished are re-resolved too, and the post-hook deletes those with no raw row left. -#}
+
+{% macro new_loads_since_watermark() -%}
+    select distinct load_id
+    from {{ source('raw', 'load_manifest') }}
+    where status in ('loaded', 'replaced')
+      and loaded_at > (select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from {{ this }})
+{%- endmacro %}
+
+{% macro replaced_files_since_watermark() -%}
+    select distinct file_name
+    from {{ source('raw', 'load_manifest') }}
+    where status = 'replaced'
+      and loaded_at > (select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from {{ this }})
+{%- endmacro %}
+
+{#- The keys to (re)build: touched by new loads, or whose winning raw row was replaced away. -#}
+{% macro touched_keys(raw_relation, key_column, key_expression) -%}
+    select {{ key_expression }} as {{ key_column }}
+    from {{ raw_relation }}
+    where load_id in ({{ new_loads_since_watermark() }})
+    union
+    select current_rows.{{ key_column }}
+    from {{ this }} as current_rows
+    where current_rows.source_file in ({{ replaced_files_since_watermark() }})
+      and not exists (
+          select 1 from {{ raw_relation }} as raw_rows
+          where raw_rows.source_file = current_rows.source_file and raw_rows.line_number = current_rows.line_number
+      )
+{%- endmacro %}
+
+{% macro delete_rows_without_raw_row(raw_relation) -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where source_file in (select file_name from {{ source('raw', 'load_manifest') }} where status = 'replaced')
+      and (source_file || ':' || cast(line_number as varchar)) not in (
+          select raw_rows.source_file || ':' || cast(raw_rows.line_number as varchar) from {{ raw_relation }} as raw_rows
+      )
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro loaded_through() -%}
+    (select max(loaded_at) from {{ source('raw', 'load_manifest') }})
+{%- endmacro %}
+
+{% macro delete_events_of_vanished_orders() -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} where order_id not in (select order_id from {{ ref('int_orders_current') }})
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
