@@ -8,7 +8,7 @@ from dagster import (
     in_process_executor,
 )
 
-from orchestration import ingest, publish, transform
+from orchestration import ingest, publish, quality, transform
 from orchestration.ingest.sensors import build_landing_sensor
 from orchestration.resources import dbt_resource, warehouse_resource
 
@@ -26,6 +26,7 @@ daily_schedule = build_schedule_from_partitioned_job(
 defs = Definitions.merge(
     ingest.defs,
     transform.defs,
+    quality.defs,
     publish.defs,
     Definitions(
         jobs=[order_audit_job],

@@ -24,6 +24,7 @@ def print_run_summary(settings: Settings, result: Any) -> None:
                 error = getattr(event.event_specific_data, "error", None)
                 if error is not None:
                     print(f"  {event.step_key}: {error.message.strip().splitlines()[0]}")
+    _print_publish(result, settings)
     if not settings.warehouse.exists():
         return
     con = connect(settings.warehouse, read_only=True)
@@ -42,6 +43,7 @@ def print_run_summary(settings: Settings, result: Any) -> None:
             audited = _rows(con, "select audit_status, count(*) from fact_order_audit group by 1 order by 1")
             total = sum(count for _, count in audited)
             print(f"\nOrders audited: {total} (" + ", ".join(f"{s}: {c}" for s, c in audited) + ")")
+        _print_quality(con, result.run_id, tables)
         if "order_audit_exceptions" in tables:
             by_code = _rows(
                 con,
@@ -53,6 +55,43 @@ def print_run_summary(settings: Settings, result: Any) -> None:
                 print(f"  {code:<26}{severity:<9}{count:>8}")
     finally:
         con.close()
+
+
+def _print_quality(con: duckdb.DuckDBPyConnection, run_id: str, tables: set[str]) -> None:
+    if "validation_results" not in tables:
+        return
+    suites = _rows(
+        con,
+        "select suite, count(*) filter (where success), count(*) filter (where not success)"
+        f" from quality.validation_results where run_id = '{run_id}' group by 1 order by 1",
+    )
+    if not suites:
+        return
+    print("Great Expectations suites (this run):")
+    for suite, passed, failed in suites:
+        verdict = "passed" if failed == 0 else "FAILED"
+        print(f"  {suite:<22}{verdict:<8}{passed:>5} passed{failed:>5} failed")
+    failures = _rows(
+        con,
+        "select suite, expectation, severity, unexpected_count from quality.validation_results"
+        f" where run_id = '{run_id}' and not success order by severity, suite, expectation",
+    )
+    for suite, expectation, severity, unexpected in failures:
+        count = "" if unexpected is None else f", {unexpected} unexpected"
+        print(f"  failed: {suite}.{expectation} ({severity}{count})")
+
+
+def _print_publish(result: Any, settings: Settings) -> None:
+    published = any(
+        event.is_step_success and event.step_key and event.step_key.startswith("published")
+        for event in result.all_events
+    )
+    if published:
+        print(f"\nPublished the audit mart to {settings.serving_db}")
+    else:
+        print(
+            f"\nNothing was published: a blocking check or step failed; {settings.serving_db} is unchanged."
+        )
 
 
 def run_query(query: str, database: Path | None = None) -> int:

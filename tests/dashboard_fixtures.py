@@ -1,19 +1,11 @@
-"""Serving files for the dashboard tests.
-
-`build_mart` publishes a serving file the way the pipeline does: `order-audit run` on generated sample
-extracts, in a subprocess with every path under a temporary folder. When that run cannot produce a
-serving file (the pipeline is broken or unfinished), it falls back to a small hand-made warehouse with
-the mart's exact table shapes, published by the real `orchestration.publish.serving.publish`, and says
-so with a warning.
-"""
+"""A hand-made serving file for the dashboard tests: a small warehouse with the mart's exact table
+shapes and edge-case amounts (3-decimal and zero-decimal currencies, data-quality history), published by
+the real `orchestration.publish.serving.publish`. The pipeline-built serving file comes from the
+session's `sample_pipeline` fixture (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,9 +15,6 @@ from typing import Any
 import duckdb
 
 from orchestration.publish.serving import publish
-from orchestration.settings import PROJECT_ROOT
-
-PIPELINE_TIMEOUT_SECONDS = 420
 
 
 @dataclass(frozen=True)
@@ -34,69 +23,6 @@ class BuiltMart:
     serving_db: Path
     source: str  # "pipeline" or "handmade"
     note: str
-
-
-def pipeline_env(root: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        ORDER_AUDIT_EXTRACTS_DIR=str(root / "extracts"),
-        ORDER_AUDIT_WAREHOUSE=str(root / "warehouse.duckdb"),
-        ORDER_AUDIT_SERVING_DB=str(root / "serving" / "order_audit.duckdb"),
-        DAGSTER_HOME=str(root / "dagster_home"),
-    )
-    return env
-
-
-def run_pipeline(root: Path) -> BuiltMart | str:
-    """`order-audit run` into `root`; the built mart, or why there is none."""
-    root.mkdir(parents=True, exist_ok=True)
-    env = pipeline_env(root)
-    log = root / "order-audit-run.log"
-    try:
-        with log.open("w") as out:
-            completed = subprocess.run(
-                [sys.executable, "-m", "orchestration.cli", "run"],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=PIPELINE_TIMEOUT_SECONDS,
-                check=False,
-            )
-    except subprocess.TimeoutExpired:
-        return f"`order-audit run` did not finish in {PIPELINE_TIMEOUT_SECONDS}s (log: {log})"
-    serving = Path(env["ORDER_AUDIT_SERVING_DB"])
-    if completed.returncode != 0 or not serving.exists():
-        why = failure_summary(log.read_text(errors="replace"))
-        return f"`order-audit run` exited {completed.returncode} without a serving file (log: {log}): {why}"
-    return BuiltMart(Path(env["ORDER_AUDIT_WAREHOUSE"]), serving, "pipeline", f"order-audit run (log: {log})")
-
-
-FAILURE_MARKERS = ("FAILED.", "Encountered an error", " Error", "Error:", "Failure in", "Traceback")
-
-
-def failure_summary(log_text: str, limit: int = 8) -> str:
-    """The few lines of a failed run's log that say why (else its last lines), joined with ' | '."""
-    lines = [line.rstrip() for line in log_text.splitlines()]
-    picked: list[str] = []
-    for i, line in enumerate(lines):
-        if any(marker in line for marker in FAILURE_MARKERS) and " - DEBUG - " not in line:
-            for context in lines[i : i + 3]:
-                if context.strip() and context.strip() not in picked:
-                    picked.append(context.strip())
-        if len(picked) >= limit:
-            break
-    if not picked:
-        picked = [line.strip() for line in lines if line.strip()][-6:]
-    return " | ".join(picked[:limit])
-
-
-def build_mart(root: Path) -> BuiltMart:
-    built = run_pipeline(root / "pipeline")
-    if isinstance(built, BuiltMart):
-        return built
-    warnings.warn(f"dashboard tests use a hand-made mart: {built}", stacklevel=2)
-    return build_handmade_mart(root / "handmade", note=built)
 
 
 # --- the hand-made mart ------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The BI dashboard against a real published serving file (no mocks).
 
-One serving file is built per module by `order-audit run` on generated sample data (or, if the pipeline
-cannot publish, by a hand-made mart published with the real `publish`: see `dashboard_fixtures`). The
+The serving file is the one the session's `order-audit run` published from generated sample data, plus a
+small hand-made mart with edge-case amounts published with the real `publish` (`dashboard_fixtures`). The
 tests check that the figures the Streamlit app shows are exactly what SQL over that file gives, that
 a real browser renders it, that an open dashboard reader neither blocks nor sees half of a new publish,
 and that a DuckDB 1.4 reader can open the file.
@@ -36,9 +36,10 @@ from dashboard.money import format_amount, minor_unit, parse_amount
 from dashboard.source import file_signature, open_reader
 from orchestration.publish.serving import publish
 from orchestration.settings import PROJECT_ROOT
+from tests.conftest import PipelineEnv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dashboard_fixtures import BuiltMart, build_handmade_mart, build_mart  # noqa: E402
+from dashboard_fixtures import BuiltMart, build_handmade_mart  # noqa: E402
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -57,9 +58,9 @@ DUCKDB_14 = "duckdb==1.4.2"
 
 
 @pytest.fixture(scope="module")
-def mart(tmp_path_factory: pytest.TempPathFactory) -> BuiltMart:
-    """The serving file of `order-audit run` on sample data (hand-made if the pipeline cannot publish)."""
-    return build_mart(tmp_path_factory.mktemp("dashboard_mart"))
+def mart(sample_pipeline: PipelineEnv) -> BuiltMart:
+    """The serving file that `order-audit run` published from the session's sample data."""
+    return BuiltMart(sample_pipeline.warehouse, sample_pipeline.serving_db, "pipeline", "order-audit run")
 
 
 @pytest.fixture(scope="module")

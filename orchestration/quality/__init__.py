@@ -1,0 +1,7 @@
+"""Quality domain: Great Expectations suites (expectations/suites/) as blocking Dagster asset checks."""
+
+from dagster import Definitions
+
+from orchestration.quality.checks import quality_checks
+
+defs = Definitions(asset_checks=quality_checks)

@@ -1,0 +1,190 @@
+"""Run expectation specs with Great Expectations against a DuckDB warehouse opened read-only.
+
+An ephemeral GX context (nothing written but the Data Docs) gets one SQL data source on the
+warehouse file (`duckdb:////abs/path?access_mode=read_only`), one batch per table or query the specs
+name and one GX suite per (suite file, batch, kind). Column-level expectations run in a SUMMARY
+checkpoint (GX then LIMITs its unexpected-value queries to the sample size); SQL
+`unexpected_rows_expectation`s in a COMPLETE one (the only format that returns their rows).
+
+GX's SQL connection pool keeps the file open until the process ends, so callers that share the
+warehouse with writers run this in a short-lived process (`python -m orchestration.quality.run`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import string
+import warnings
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import great_expectations as gx  # noqa: E402
+from great_expectations.data_context import AbstractDataContext  # noqa: E402
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+from great_expectations.expectations.expectation_configuration import ExpectationConfiguration  # noqa: E402
+
+from orchestration.quality import gx_patch, outcomes  # noqa: E402
+from orchestration.quality.docs import SUMMARY_FILE  # noqa: E402
+from orchestration.quality.results import SAMPLE_SIZE, ExpectationOutcome, ValidationReport  # noqa: E402
+from orchestration.quality.suites import Batch, ExpectationSpec  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+DATASOURCE = "warehouse"
+DOCS_SITE = "order_audit"
+SQL_KIND, COLUMN_KIND = "sql", "columns"
+RESULT_FORMATS = {
+    COLUMN_KIND: {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE},
+    SQL_KIND: {"result_format": "COMPLETE"},
+}
+
+
+def read_only_url(warehouse: Path) -> str:
+    return f"duckdb:///{warehouse.resolve()}?access_mode=read_only"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_")
+
+
+@dataclass(frozen=True)
+class _Group:
+    suite: str
+    batch: Batch
+    kind: str
+
+    @property
+    def gx_suite_name(self) -> str:
+        name = f"{self.suite}.{self.batch.name.removeprefix('query:')}"
+        return f"{name}.sql" if self.kind == SQL_KIND else name
+
+
+def _kind(spec: ExpectationSpec) -> str:
+    return SQL_KIND if spec.type == "unexpected_rows_expectation" else COLUMN_KIND
+
+
+def _docs_site(docs_dir: Path) -> dict[str, Any]:
+    return {
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }
+
+
+def _add_batch(datasource: Any, batch: Batch, sql_parameters: Mapping[str, str]) -> Any:
+    if batch.query is not None:
+        query = string.Template(batch.query).substitute(sql_parameters)
+        asset = datasource.add_query_asset(_slug(batch.name), query=query)
+    else:
+        schema, table = batch.schema_and_table
+        with warnings.catch_warnings():
+            # GX deprecates schema_name for a schema in the connection; a DuckDB file has several
+            # schemas (raw, main, ...), so the schema stays per asset.
+            warnings.filterwarnings("ignore", message=".*schema_name.*", category=DeprecationWarning)
+            asset = datasource.add_table_asset(_slug(batch.name), table_name=table, schema_name=schema)
+    return asset.add_batch_definition_whole_table("all_rows")
+
+
+def _add_suite(
+    context: AbstractDataContext,
+    group: _Group,
+    members: Sequence[ExpectationSpec],
+    batch_definition: Any,
+    sql_parameters: Mapping[str, str],
+) -> Any:
+    suite = gx.ExpectationSuite(name=group.gx_suite_name)
+    for spec in members:
+        expectation = ExpectationConfiguration(**spec.gx_configuration(sql_parameters)).to_domain_obj()
+        expectation.catch_exceptions = True  # one broken expectation must not hide the others
+        suite.add_expectation(expectation)
+    suite = context.suites.add(suite)
+    return context.validation_definitions.add(
+        gx.ValidationDefinition(name=group.gx_suite_name, data=batch_definition, suite=suite)
+    )
+
+
+def validate(
+    warehouse: Path,
+    specs: Sequence[ExpectationSpec],
+    *,
+    suite_parameters: Mapping[str, Any],
+    sql_parameters: Mapping[str, str],
+    run_id: str,
+    stage: str,
+    docs_dir: Path | None = None,
+    patch: bool = True,
+) -> ValidationReport:
+    """Validate `specs` on `warehouse` (read-only); Data Docs into `docs_dir` if given."""
+    if patch:
+        gx_patch.apply()
+    started_at = datetime.now(UTC)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if docs_dir is not None:
+        if (docs_dir / SUMMARY_FILE).exists():  # only ever wipe a site this module built
+            shutil.rmtree(docs_dir, ignore_errors=True)
+        context.add_data_docs_site(site_name=DOCS_SITE, site_config=_docs_site(docs_dir))
+    datasource = context.data_sources.add_sql(
+        DATASOURCE, connection_string=read_only_url(warehouse), create_temp_table=False
+    )
+
+    groups: dict[_Group, list[ExpectationSpec]] = defaultdict(list)
+    for spec in specs:
+        groups[_Group(spec.suite, spec.batch, _kind(spec))].append(spec)
+
+    results: dict[str, ExpectationOutcome] = {}
+    definitions: dict[str, list[Any]] = defaultdict(list)
+    batch_definitions: dict[str, Any] = {}
+    for group, members in groups.items():
+        try:
+            if group.batch.name not in batch_definitions:
+                batch_definitions[group.batch.name] = _add_batch(datasource, group.batch, sql_parameters)
+            definition = _add_suite(
+                context, group, members, batch_definitions[group.batch.name], sql_parameters
+            )
+            definitions[group.kind].append(definition)
+        except Exception as error:  # a missing table or a bad suite entry fails its expectations only
+            logger.exception("could not prepare %s", group.gx_suite_name)
+            for spec in members:
+                results[spec.name] = outcomes.failed(spec, f"{type(error).__name__}: {error}")
+
+    by_name = {spec.name: spec for spec in specs}
+    for kind, kind_definitions in definitions.items():
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"order_audit_{stage}_{kind}",
+                validation_definitions=kind_definitions,
+                result_format=RESULT_FORMATS[kind],
+            )
+        )
+        run = checkpoint.run(expectation_parameters=dict(suite_parameters))
+        for suite_result in run.run_results.values():
+            for result in suite_result.results:
+                name = (result.expectation_config.meta or {})["name"]
+                results[name] = outcomes.from_result(by_name[name], result)
+    if docs_dir is not None and definitions:
+        context.build_data_docs(site_names=[DOCS_SITE])
+    datasource.get_engine().dispose()
+
+    for spec in specs:
+        if spec.name not in results:
+            results[spec.name] = outcomes.failed(spec, "GX returned no result for this expectation")
+    return ValidationReport(
+        run_id=run_id,
+        stage=stage,
+        warehouse=str(warehouse),
+        started_at=started_at.isoformat(),
+        finished_at=datetime.now(UTC).isoformat(),
+        parameters={"suite_parameters": dict(suite_parameters), "sql_parameters": dict(sql_parameters)},
+        data_docs=str(docs_dir / "index.html") if docs_dir is not None else None,
+        outcomes=[results[spec.name] for spec in specs],
+    )

@@ -1,0 +1,44 @@
+"""Write-audit-publish: a run whose blocking checks fail publishes nothing and says which one failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.cli import main
+from orchestration.generator import generate
+from tests.conftest import pipeline_env, use_env
+
+
+def _publish_log(serving: Path) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(serving), read_only=True)
+    try:
+        return con.execute("select run_id, published_at from publish_log").fetchall()
+    finally:
+        con.close()
+
+
+def test_a_failing_blocking_check_keeps_the_last_good_mart(
+    tmp_path: Path, isolated_environ: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = pipeline_env(tmp_path)
+    generate(env.extracts, orders=150, seed=3, days=3)
+    use_env(env)
+    assert main(["run"]) == 0
+    good = _publish_log(env.serving_db)
+    good_bytes = env.serving_db.read_bytes()
+    capsys.readouterr()
+
+    # A duplicated raw payment row (same file and line twice) breaks key uniqueness per load.
+    con = duckdb.connect(str(env.warehouse))
+    con.execute("insert into raw.payments select * from raw.payments order by source_file, line_number limit 1")
+    con.close()
+
+    assert main(["run"]) == 1
+    printed = capsys.readouterr().out
+    assert "Nothing was published" in printed
+    assert "failed: raw_structure." in printed
+    assert _publish_log(env.serving_db) == good
+    assert env.serving_db.read_bytes() == good_bytes, "the last good mart stays in place, byte for byte"

@@ -1,0 +1,507 @@
+"""GX suites on a real warehouse: every blocking expectation passes on the clean build and fails with
+the right unexpected count on a corrupted copy; the GX patch is still needed; the Dagster checks block
+and record their results. Real DuckDB files, real GX, real dbt, no mocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, AssetSelection, AssetSpec, Definitions, define_asset_job
+from dagster_duckdb import DuckDBResource
+from quality_fixtures import build_warehouse, corrupted_copy, query
+
+from orchestration.quality import gx_patch
+from orchestration.quality.checks import build_quality_checks
+from orchestration.quality.config import ThresholdLimits
+from orchestration.quality.results import ExpectationOutcome
+from orchestration.quality.runner import validate
+from orchestration.quality.suites import ExpectationSpec, load_specs
+
+SPECS = load_specs()
+BY_NAME = {spec.name: spec for spec in SPECS}
+BLOCKING = {spec.name for spec in SPECS if spec.blocking}
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_warehouse(tmp_path_factory.mktemp("quality"))
+
+
+def run(
+    warehouse: Path, names: Sequence[str], limits: ThresholdLimits | None = None
+) -> dict[str, ExpectationOutcome]:
+    limits = limits or ThresholdLimits.load()
+    report = validate(
+        warehouse,
+        load_specs(only=names),
+        suite_parameters=limits.suite_parameters(),
+        sql_parameters=limits.sql_parameters(),
+        run_id="test",
+        stage="test",
+    )
+    return report.by_name()
+
+
+def assert_computed(outcome: ExpectationOutcome) -> None:
+    """Not N/A: GX computed the metrics (no exception) and reports a real observed value."""
+    assert outcome.exception is None, f"{outcome.expectation}: {outcome.exception}"
+    assert outcome.observed_value is not None, outcome.expectation
+    if isinstance(outcome.observed_value, dict):
+        assert isinstance(outcome.observed_value["element_count"], int), outcome
+    if outcome.severity == "ERROR":
+        assert isinstance(outcome.unexpected_count, int), outcome
+
+
+def assert_fails(outcomes: dict[str, ExpectationOutcome], expected: dict[str, int]) -> None:
+    for name, count in expected.items():
+        outcome = outcomes[name]
+        assert_computed(outcome)
+        assert (outcome.success, outcome.unexpected_count) == (count == 0, count), (
+            f"{name}: expected {count} unexpected, got {outcome.unexpected_count} "
+            f"(sample {outcome.unexpected_sample})"
+        )
+        if count:
+            assert 0 < len(outcome.unexpected_sample) <= min(count, 10)
+
+
+# ------------------------------------------------------------------ the patch and the clean warehouse
+
+
+def test_gx_patch_is_still_needed(clean: Path) -> None:
+    """Without the patch GX 1.24 on duckdb-engine computes nothing; with it, real values."""
+    names = ["fact_order_id_not_null", "fact_order_id_unique", "fact_has_every_current_order_once"]
+    gx_patch.revert()
+    try:
+        limits = ThresholdLimits.load()
+        unpatched = validate(
+            clean,
+            load_specs(only=names),
+            suite_parameters=limits.suite_parameters(),
+            sql_parameters=limits.sql_parameters(),
+            run_id="unpatched",
+            stage="test",
+            patch=False,
+        ).by_name()
+    finally:
+        gx_patch.apply()
+    for outcome in unpatched.values():
+        assert not outcome.success and outcome.exception, (
+            f"{outcome.expectation} computed without the patch: GX issue 11579 may be fixed, "
+            "delete orchestration/quality/gx_patch.py"
+        )
+    patched = run(clean, names)
+    orders = query_fact_orders(clean)
+    assert patched["fact_order_id_unique"].observed_value["element_count"] == orders
+    for outcome in patched.values():
+        assert_computed(outcome)
+        assert outcome.success
+
+
+def query_fact_orders(warehouse: Path) -> int:
+    # A fresh copy: this process already holds `warehouse` open read-only through GX.
+    copy = corrupted_copy(warehouse, warehouse.with_name("count.duckdb"), [])
+    return int(query(copy, "select count(*) from main.fact_order_audit")[0][0])  # type: ignore[call-overload]
+
+
+def test_every_expectation_passes_on_the_clean_warehouse(clean: Path) -> None:
+    outcomes = run(clean, [spec.name for spec in SPECS])
+    assert len(outcomes) == len(SPECS) > 100
+    for outcome in outcomes.values():
+        assert_computed(outcome)
+        assert outcome.success, (
+            f"{outcome.expectation}: {outcome.unexpected_sample or outcome.observed_value}"
+        )
+    assert 0 < outcomes["exception_share_under_limit"].observed_value < 1
+
+
+# ------------------------------------------------------------------ column-level expectations, generically
+
+
+def _specs_of(expectation_type: str) -> list[ExpectationSpec]:
+    return [s for s in SPECS if s.type == expectation_type and s.blocking]
+
+
+def _table(spec: ExpectationSpec) -> str:
+    assert spec.batch.table is not None
+    return spec.batch.table
+
+
+def test_not_null_expectations_count_nulls(clean: Path, tmp_path: Path) -> None:
+    specs = _specs_of("expect_column_values_to_not_be_null")
+    statements = [
+        f"update {_table(s)} set {s.kwargs['column']} = null where rowid in "
+        f"(select rowid from {_table(s)} where {s.kwargs['column']} is not null order by rowid limit 2)"
+        for s in specs
+    ]
+    copy = corrupted_copy(clean, tmp_path / "nulls.duckdb", statements)
+    assert_fails(run(copy, [s.name for s in specs]), {s.name: 2 for s in specs})
+
+
+def test_accepted_values_expectations_count_unknown_values(clean: Path, tmp_path: Path) -> None:
+    specs = _specs_of("expect_column_values_to_be_in_set")
+    statements = [
+        f"update {_table(s)} set {s.kwargs['column']} = 'not_a_known_value' where rowid in "
+        f"(select rowid from {_table(s)} order by rowid limit 3)"
+        for s in specs
+    ]
+    copy = corrupted_copy(clean, tmp_path / "values.duckdb", statements)
+    assert_fails(run(copy, [s.name for s in specs]), {s.name: 3 for s in specs})
+
+
+def test_uniqueness_expectations_count_both_duplicated_rows(clean: Path, tmp_path: Path) -> None:
+    specs = _specs_of("expect_column_values_to_be_unique") + _specs_of("expect_compound_columns_to_be_unique")
+    tables = sorted({_table(s) for s in specs})
+    # One whole row duplicated per table duplicates every key of that table once.
+    statements = [
+        f"insert into {t} select * from {t} where rowid = (select min(rowid) from {t})" for t in tables
+    ]
+    copy = corrupted_copy(clean, tmp_path / "duplicates.duckdb", statements)
+    assert_fails(run(copy, [s.name for s in specs]), {s.name: 2 for s in specs})
+
+
+# ------------------------------------------------------------------ row-level SQL expectations, by scenario
+
+# A succeeded capture in its order's currency, delivered once, attributed to a clean order.
+ATTRIBUTED_CAPTURE = """
+    select p.payment_id from raw.payments as p
+    inner join main.fact_order_audit as f on f.order_id = trim(p.order_id) and f.currency = p.currency
+    where p.status = 'succeeded' and p.event_type = 'capture' and cast(p.amount as decimal(18, 6)) > 0
+      and (select count(*) from raw.payments as q where q.payment_id = p.payment_id) = 1
+    order by p.payment_id limit 1
+"""
+SHIPMENT_OF_CLEAN_ORDER = """
+    select m.movement_id from raw.inventory_movements as m
+    inner join main.fact_order_audit as f on f.order_id = trim(m.order_id)
+    where m.movement_type = 'shipment'
+      and (select count(*) from raw.inventory_movements as q where q.movement_id = m.movement_id) = 1
+    order by m.movement_id limit 1
+"""
+# An order with one version, a capture, no refund, a shipment and no return.
+PLAIN_ORDER = """
+    select f.order_id from main.fact_order_audit as f
+    where f.captured_amount > 0 and f.psp_refunded_amount = 0
+      and f.units_shipped > 0 and f.units_returned = 0 and f.exception_codes = ''
+    order by f.order_id limit 1
+"""
+# An order delivered in one raw row (one version, delivered once).
+ONE_ROW_ORDER = """
+    select trim(order_id) from raw.orders group by trim(order_id) having count(*) = 1 order by 1 limit 1
+"""
+FIRST_PAYMENTS_FILE = "(select min(file_name) from raw.load_manifest where source = 'payments')"
+
+# Expected counts that depend on the generated data: how many (currency, type) and (currency, day,
+# type) keys the succeeded orphan payments fall in, and how many movement types the orphan movements have.
+ORPHAN_PAYMENT_KEYS = """
+    select count(distinct (p.currency, p.event_type)) from staging.stg_psp__payments as p
+    inner join main.order_audit_exceptions as x on x.entity_id = p.payment_id and x.exception_code = 'ORPHAN_PAYMENT'
+    where p.payment_status = 'succeeded' and p.event_type in ('capture', 'refund') and p.amount > 0
+"""
+ORPHAN_PAYMENT_DAY_KEYS = ORPHAN_PAYMENT_KEYS.replace(
+    "(p.currency, p.event_type)", "(p.currency, cast(p.processed_at as date), p.event_type)"
+)
+ORPHAN_MOVEMENT_TYPES = """
+    select count(distinct m.movement_type) from staging.stg_wms__inventory_movements as m
+    inner join main.order_audit_exceptions as x on x.entity_id = m.movement_id and x.exception_code = 'ORPHAN_MOVEMENT'
+    where m.movement_type in ('shipment', 'return') and m.quantity > 0
+"""
+
+SCENARIOS: list[tuple[str, list[str], dict[str, int | str]]] = [
+    (
+        "dropped_raw_payment",
+        [f"delete from raw.payments where payment_id = ({ATTRIBUTED_CAPTURE})"],
+        {
+            "raw_payments_rows_conserved": 1,
+            "money_conserved_per_currency": 1,
+            "money_conserved_per_currency_day": 1,
+        },
+    ),
+    (
+        "dropped_raw_shipment",
+        [f"delete from raw.inventory_movements where movement_id = ({SHIPMENT_OF_CLEAN_ORDER})"],
+        {"raw_inventory_movements_rows_conserved": 1, "units_conserved": 1},
+    ),
+    (
+        "dropped_raw_order_version",
+        [
+            f"create temp table gone as select o.source_file, o.line_number from raw.orders as o "
+            f"where trim(o.order_id) = ({ONE_ROW_ORDER})",
+            "delete from raw.order_lines as l using gone "
+            "where l.source_file = gone.source_file and l.line_number = gone.line_number",
+            "delete from raw.orders as o using gone "
+            "where o.source_file = gone.source_file and o.line_number = gone.line_number",
+        ],
+        {"raw_orders_rows_conserved": 1, "fact_has_every_current_order_once": 1},
+    ),
+    (
+        "order_without_lines_and_lines_without_order",
+        [
+            "create temp table lined as select source_file, line_number, row_number() over (order by source_file, line_number) as k "
+            "from (select source_file, line_number from raw.order_lines group by all having count(*) = 2 "
+            "order by all limit 2)",
+            "delete from raw.order_lines as l using lined where lined.k = 1 "
+            "and l.source_file = lined.source_file and l.line_number = lined.line_number",
+            "delete from raw.orders as o using lined where lined.k = 2 "
+            "and o.source_file = lined.source_file and o.line_number = lined.line_number",
+        ],
+        {"raw_orders_have_lines": 1, "raw_order_lines_belong_to_an_order": 2},
+    ),
+    (
+        "manifest_miscounts",
+        [
+            "insert into raw.inventory_levels select * replace ('inventory_levels_2099-01-01.csv' as source_file) "
+            "from raw.inventory_levels where rowid = (select min(rowid) from raw.inventory_levels)",
+            "update raw.load_manifest set rows_read = rows_read + 1 where file_name = "
+            "(select min(file_name) from raw.load_manifest where source = 'inventory_levels')",
+            # one file: rows_read no longer adds up, and the quarantine has fewer rows than recorded
+            "update raw.load_manifest set rows_quarantined = rows_quarantined + 1 where file_name = "
+            "(select min(file_name) from raw.load_manifest where source = 'products')",
+        ],
+        {"raw_inventory_levels_rows_conserved": 2, "raw_products_rows_conserved": 2},
+    ),
+    (
+        "manifest_history_only_latest_loaded_delivery_counts",
+        [
+            # an older delivery, and later rejected / duplicate deliveries, of the same file: all ignored
+            f"insert into raw.load_manifest select * replace (loaded_at - interval 1 day as loaded_at, 999 as rows_read, "
+            f"999 as rows_loaded, 0 as rows_quarantined) from raw.load_manifest where file_name = {FIRST_PAYMENTS_FILE}",
+            f"insert into raw.load_manifest select * replace (loaded_at + interval 1 day as loaded_at, 'rejected' as status, "
+            f"0 as rows_read, 0 as rows_loaded, 0 as rows_quarantined) from raw.load_manifest where file_name = {FIRST_PAYMENTS_FILE} "
+            "and rows_loaded <> 999",
+        ],
+        {"raw_payments_rows_conserved": 0},
+    ),
+    (
+        "manifest_replacement_with_wrong_count",
+        [
+            f"insert into raw.load_manifest select * replace (loaded_at + interval 1 day as loaded_at, 'replaced' as status, "
+            f"rows_read - 1 as rows_read, rows_loaded - 1 as rows_loaded) from raw.load_manifest "
+            f"where file_name = {FIRST_PAYMENTS_FILE}",
+        ],
+        {"raw_payments_rows_conserved": 1},
+    ),
+    (
+        "bad_raw_values",
+        [
+            "update raw.payments set amount = case when rowid % 2 = 0 then '-1.00' else 'abc' end "
+            "where rowid in (select rowid from raw.payments order by rowid limit 2)",
+            "update raw.inventory_movements set order_id = case when rowid % 2 = 0 then ' ' else null end "
+            "where rowid in (select rowid from raw.inventory_movements where movement_type = 'shipment' "
+            "order by rowid limit 2)",
+        ],
+        {"raw_payments_amount_is_non_negative_decimal": 2, "raw_movements_order_id_set_where_required": 2},
+    ),
+    (
+        "changed_fact_amount",
+        [
+            f"update main.fact_order_audit set captured_amount = captured_amount + 0.01 where order_id = ({PLAIN_ORDER})"
+        ],
+        {"fact_amounts_consistent": 1, "money_conserved_per_currency": 1, "units_conserved": 0},
+    ),
+    (
+        "duplicated_fact_row",
+        [
+            f"insert into main.fact_order_audit select * from main.fact_order_audit where order_id = ({PLAIN_ORDER})"
+        ],
+        {
+            "fact_has_every_current_order_once": 1,
+            "money_conserved_per_currency": 1,
+            "units_conserved": 1,
+            "fact_exception_codes_match_register": 0,
+        },
+    ),
+    (
+        "wrong_exception_codes",
+        [
+            # codes out of byte order on an order with several codes; codes dropped on another order
+            "update main.fact_order_audit set exception_codes = array_to_string(list_reverse("
+            "string_split(exception_codes, ',')), ',') where order_id = "
+            "(select min(order_id) from main.fact_order_audit where exception_count >= 2)",
+            "update main.fact_order_audit set exception_codes = '' where order_id = "
+            "(select min(order_id) from main.fact_order_audit where exception_count = 1)",
+        ],
+        {"fact_exception_codes_match_register": 2, "fact_audit_status_matches_severities": 0},
+    ),
+    (
+        "wrong_audit_status",
+        [
+            "update main.fact_order_audit set audit_status = 'ok' where order_id = "
+            "(select min(order_id) from main.fact_order_audit where audit_status = 'exception')",
+            "update main.fact_order_audit set audit_status = 'warning' where order_id = "
+            "(select min(order_id) from main.fact_order_audit where audit_status = 'ok')",
+        ],
+        {"fact_audit_status_matches_severities": 2, "fact_exception_codes_match_register": 0},
+    ),
+    (
+        "register_rows_off_catalog_and_lifecycle",
+        [
+            "update main.order_audit_exceptions set severity = 'warning' where exception_id = "
+            "(select min(exception_id) from main.order_audit_exceptions where severity = 'error')",
+            # a row of a warning code, so never the row changed above
+            "update main.order_audit_exceptions set owner_team = 'finance' where exception_id = "
+            "(select min(exception_id) from main.order_audit_exceptions where owner_team <> 'finance' "
+            "and exception_code in ('FULFILLMENT_DELAYED', 'PRICE_MISMATCH', 'UNKNOWN_SKU', 'ORPHAN_MOVEMENT'))",
+            "update main.order_audit_exceptions set resolved_at = last_detected_at where exception_id = "
+            "(select max(exception_id) from main.order_audit_exceptions where status = 'open')",
+        ],
+        {"exceptions_match_code_catalog": 2, "exceptions_lifecycle_consistent": 1},
+    ),
+    (
+        "dropped_payment_event_from_trail",
+        [
+            "delete from main.fct_order_audit_events where event_id = (select min(e.event_id) "
+            "from main.fct_order_audit_events as e inner join main.fact_order_audit as f using (order_id) "
+            "where e.event_type = 'payment_capture' and e.status = 'succeeded' and e.currency = f.currency "
+            "and e.amount > 0 and e.event_sequence < (select max(event_sequence) from main.fct_order_audit_events "
+            "as n where n.order_id = e.order_id))",
+        ],
+        {"money_conserved_per_currency_day": 1, "events_belong_to_audited_orders": 1},
+    ),
+    (
+        "orphan_payments_no_longer_registered",
+        [
+            "update main.order_audit_exceptions set status = 'resolved', resolved_at = last_detected_at "
+            "where exception_code = 'ORPHAN_PAYMENT' and entity_id in (select payment_id from "
+            "staging.stg_psp__payments where payment_status = 'succeeded' and event_type in ('capture', 'refund'))",
+        ],
+        {
+            "money_conserved_per_currency": ORPHAN_PAYMENT_KEYS,
+            "money_conserved_per_currency_day": ORPHAN_PAYMENT_DAY_KEYS,
+        },
+    ),
+    (
+        "orphan_movements_no_longer_registered",
+        [
+            "delete from main.order_audit_exceptions where exception_code = 'ORPHAN_MOVEMENT' and entity_id in "
+            "(select movement_id from staging.stg_wms__inventory_movements where movement_type in ('shipment', 'return'))",
+        ],
+        {"units_conserved": ORPHAN_MOVEMENT_TYPES},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("statements", "expected"), [s[1:] for s in SCENARIOS], ids=[s[0] for s in SCENARIOS]
+)
+def test_sql_expectation_fails_with_the_right_count(
+    clean: Path, tmp_path: Path, statements: list[str], expected: dict[str, int | str]
+) -> None:
+    counts = {name: count for name, count in expected.items() if isinstance(count, int)}
+    if len(counts) < len(expected):  # counts that depend on the data, read from an untouched copy
+        reference = corrupted_copy(clean, tmp_path / "reference.duckdb", [])
+        for name, count in expected.items():
+            if isinstance(count, str):
+                counts[name] = int(query(reference, count)[0][0])  # type: ignore[call-overload]
+    assert all(counts[name] > 0 for name, count in expected.items() if isinstance(count, str)), counts
+    copy = corrupted_copy(clean, tmp_path / "corrupted.duckdb", statements)
+    assert_fails(run(copy, list(counts)), counts)
+
+
+def test_every_blocking_expectation_is_shown_to_fail() -> None:
+    generic = {
+        s.name
+        for kind in (
+            "expect_column_values_to_not_be_null",
+            "expect_column_values_to_be_in_set",
+            "expect_column_values_to_be_unique",
+            "expect_compound_columns_to_be_unique",
+        )
+        for s in _specs_of(kind)
+    }
+    by_scenario = {name for _, _, expected in SCENARIOS for name, count in expected.items() if count != 0}
+    assert BLOCKING - generic - by_scenario == set()
+    assert {s.severity for s in SPECS if s.suite == "thresholds"} == {"warning"}
+
+
+# ------------------------------------------------------------------ thresholds (WARN)
+
+
+def test_thresholds_warn_with_the_observed_values(clean: Path) -> None:
+    limits = ThresholdLimits(max_exception_share=0.01, max_abs_balance_default=Decimal("1"))
+    outcomes = run(clean, ["exception_share_under_limit", "abs_balance_per_currency_under_limit"], limits)
+    share = outcomes["exception_share_under_limit"]
+    assert_computed(share)
+    assert not share.success and share.severity == "WARN" and share.observed_value > 0.01
+    balance = outcomes["abs_balance_per_currency_under_limit"]
+    assert_computed(balance)
+    assert not balance.success and balance.severity == "WARN" and balance.unexpected_count
+    for row in balance.unexpected_sample:
+        assert Decimal(row["abs_balance_amount"]) > Decimal(row["max_abs_balance_amount"]) == 1
+
+
+def test_threshold_limits_from_file_and_environment(tmp_path: Path) -> None:
+    defaults = ThresholdLimits.load(env={})
+    assert 0 < defaults.max_exception_share < 1 and defaults.max_abs_balance_by_currency["JPY"] > 0
+    env = {
+        "ORDER_AUDIT_MAX_EXCEPTION_SHARE": "0.5",
+        "ORDER_AUDIT_MAX_ABS_BALANCE": "12.5",
+        "ORDER_AUDIT_MAX_ABS_BALANCE_EUR": "7",
+    }
+    limits = ThresholdLimits.load(env=env)
+    assert limits.max_exception_share == 0.5
+    assert limits.max_abs_balance_default == Decimal("12.5")
+    assert limits.max_abs_balance_by_currency["EUR"] == Decimal("7")
+    assert "('EUR', cast('7' as decimal(38, 6)))" in limits.sql_parameters()["abs_balance_limits"]
+    with pytest.raises(ValueError):
+        ThresholdLimits.load(env={"ORDER_AUDIT_MAX_EXCEPTION_SHARE": "2"})
+
+
+# ------------------------------------------------------------------ Dagster: blocking checks and the results table
+
+
+def test_dagster_checks_block_record_and_build_docs(
+    clean: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "gx_docs"
+    monkeypatch.setenv("ORDER_AUDIT_GX_DOCS_DIR", str(docs))
+    copy = corrupted_copy(
+        clean,
+        tmp_path / "dagster.duckdb",
+        [
+            f"insert into main.fact_order_audit select * from main.fact_order_audit where order_id = ({PLAIN_ORDER})"
+        ],
+    )
+    assets = sorted({spec.asset for spec in SPECS})
+    defs = Definitions(
+        assets=[AssetSpec(AssetKey(list(asset))) for asset in assets],
+        asset_checks=build_quality_checks(),
+        jobs=[define_asset_job("quality_only", selection=AssetSelection.all_asset_checks())],
+        resources={"warehouse": DuckDBResource(database=str(copy))},
+    )
+    result = defs.resolve_job_def("quality_only").execute_in_process(raise_on_error=False)
+    assert not result.success  # blocking ERROR checks failed: the mart step fails
+
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {spec.check_name for spec in SPECS}
+    failed = {name for name, e in evaluations.items() if not e.passed}
+    # The duplicated fact row also doubles the order's events where the trail is joined to the fact.
+    assert failed == {
+        "gx_fact_order_id_unique",
+        "gx_fact_has_every_current_order_once",
+        "gx_money_conserved_per_currency",
+        "gx_units_conserved",
+        "gx_events_belong_to_audited_orders",
+        "gx_money_conserved_per_currency_day",
+    }
+    unique = evaluations["gx_fact_order_id_unique"]
+    assert unique.blocking and unique.severity.value == "ERROR"
+    assert unique.asset_key == AssetKey(["fact_order_audit"])
+    assert unique.metadata["unexpected_count"].value == 2
+    assert unique.metadata["expectation"].value == "mart_integrity.fact_order_id_unique"
+    money = evaluations["gx_money_conserved_per_currency"].metadata
+    assert len(money["unexpected_sample"].value) == 1
+    share = evaluations["gx_exception_share_under_limit"]
+    assert not share.blocking and share.metadata["observed_value"].value > 0
+
+    rows = query(
+        copy,
+        "select stage, count(*), count(*) filter (where not success), count(distinct run_id) "
+        "from quality.validation_results group by stage order by stage",
+    )
+    raw_count = sum(1 for spec in SPECS if spec.stage == "raw")
+    assert rows == [("mart", len(SPECS) - raw_count, len(failed), 1), ("raw", raw_count, 0, 1)]
+    assert (docs / "index.html").exists()
+    assert (docs / "raw" / "index.html").exists() and (docs / "mart" / "index.html").exists()
