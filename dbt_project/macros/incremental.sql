@@ -6,6 +6,26 @@
     order files arrive in. A corrected file (status 'replaced') can take rows away: keys whose winning
     raw row vanished are re-resolved too, and the post-hook deletes those with no raw row left. -#}
 
+{#- Engines differ in how an incremental model replaces rows. DuckDB: delete+insert by unique_key, and
+    the incremental branches below read only the keys new loads touched. Spark without Delta/Iceberg has no
+    row-level delete: insert_overwrite (no partitions: the whole table) from a query over ALL rows, so
+    there keyed_incremental() is false, the models take their full-build branch and no post-hook deletes. -#}
+{% macro audit_incremental_strategy() -%}
+    {{ return(adapter.dispatch('audit_incremental_strategy', 'order_audit')()) }}
+{%- endmacro %}
+
+{% macro default__audit_incremental_strategy() -%}
+    {{ return('delete+insert') }}
+{%- endmacro %}
+
+{% macro spark__audit_incremental_strategy() -%}
+    {{ return('insert_overwrite') }}
+{%- endmacro %}
+
+{% macro keyed_incremental() -%}
+    {{ return(is_incremental() and audit_incremental_strategy() == 'delete+insert') }}
+{%- endmacro %}
+
 {% macro new_loads_since_watermark() -%}
     select distinct load_id
     from {{ source('raw', 'load_manifest') }}
@@ -36,11 +56,11 @@
 {%- endmacro %}
 
 {% macro delete_rows_without_raw_row(raw_relation) -%}
-    {%- if is_incremental() -%}
+    {%- if keyed_incremental() -%}
     delete from {{ this }}
     where source_file in (select file_name from {{ source('raw', 'load_manifest') }} where status = 'replaced')
-      and (source_file || ':' || cast(line_number as varchar)) not in (
-          select raw_rows.source_file || ':' || cast(raw_rows.line_number as varchar) from {{ raw_relation }} as raw_rows
+      and (source_file || ':' || cast(line_number as {{ string_type() }})) not in (
+          select raw_rows.source_file || ':' || cast(raw_rows.line_number as {{ string_type() }}) from {{ raw_relation }} as raw_rows
       )
     {%- else -%}
     select 1
@@ -52,7 +72,7 @@
 {%- endmacro %}
 
 {% macro delete_events_of_vanished_orders() -%}
-    {%- if is_incremental() -%}
+    {%- if keyed_incremental() -%}
     delete from {{ this }} where order_id not in (select order_id from {{ ref('int_orders_current') }})
     {%- else -%}
     select 1

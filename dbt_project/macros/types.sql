@@ -1,5 +1,19 @@
 {#- Typing of the raw text columns. Every engine-specific piece is an adapter.dispatch macro. -#}
 
+{#- The unbounded text type of casts and contracts: varchar in DuckDB, string in Spark (Spark rejects a
+    bare varchar). -#}
+{% macro string_type() -%}
+    {{ return(adapter.dispatch('string_type', 'order_audit')()) }}
+{%- endmacro %}
+
+{% macro duckdb__string_type() -%}
+    varchar
+{%- endmacro %}
+
+{% macro default__string_type() -%}
+    string
+{%- endmacro %}
+
 {% macro money(column, optional=false) -%}
     {%- if optional -%}
     coalesce(cast(nullif(trim({{ column }}), '') as decimal(18, 6)), cast(0 as decimal(18, 6)))
@@ -20,8 +34,10 @@
     timezone('UTC', cast(trim({{ column }}) as timestamptz))
 {%- endmacro %}
 
+{#- Spark (session time zone UTC): a cast honours Z and +hh:mm / +hh offsets and microseconds but not a
+    lower-case z or a +hhmm offset, which the extract contract allows: normalize those first. -#}
 {% macro default__utc_timestamp(column) -%}
-    to_utc_timestamp(cast(trim({{ column }}) as timestamp), 'UTC')
+    cast(regexp_replace(upper(trim({{ column }})), '([+-][0-9]{2})([0-9]{2})$', '$1:$2') as timestamp)
 {%- endmacro %}
 
 {% macro epoch_microseconds(ts) -%}

@@ -35,7 +35,7 @@ exceptions_per_order as (
 final as (
     select
         cast(cast(orders.order_created_at as date) as date) as order_date,
-        cast(orders.currency as varchar) as currency,
+        cast(orders.currency as {{ string_type() }}) as currency,
         cast(count(*) as bigint) as orders,
         cast(sum(orders.order_total_amount) as decimal(38, 6)) as order_value_amount,
         cast(sum(orders.captured_amount) as decimal(38, 6)) as captured_amount,

@@ -14,8 +14,8 @@ orders as (
 
 final as (
     select
-        cast(customer_id as varchar) as customer_id,
-        cast(max(customer_email_sha256) as varchar) as customer_email_sha256,
+        cast(customer_id as {{ string_type() }}) as customer_id,
+        cast(max(customer_email_sha256) as {{ string_type() }}) as customer_email_sha256,
         cast(count(*) as bigint) as orders,
         cast(min(order_created_at) as timestamp) as first_order_at,
         cast(max(order_created_at) as timestamp) as last_order_at,

@@ -44,8 +44,8 @@ skus as (
 
 final as (
     select
-        cast(skus.sku as varchar) as sku,
-        cast(latest_titles.title as varchar) as title,
+        cast(skus.sku as {{ string_type() }}) as sku,
+        cast(latest_titles.title as {{ string_type() }}) as title,
         cast(catalog_summary.sku is not null as boolean) as in_catalog,
         cast(coalesce(catalog_summary.catalog_currencies, 0) as integer) as catalog_currencies,
         cast(coalesce(catalog_summary.catalog_price_rows, 0) as integer) as catalog_price_rows,

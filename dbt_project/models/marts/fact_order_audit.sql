@@ -26,12 +26,12 @@ codes_per_order as (
 
 final as (
     select
-        cast(orders.order_id as varchar) as order_id,
-        cast(orders.customer_id as varchar) as customer_id,
-        cast({{ sha256_hex('lower(orders.customer_email)') }} as varchar) as customer_email_sha256,
-        cast(orders.currency as varchar) as currency,
-        cast(orders.channel as varchar) as channel,
-        cast(orders.order_status as varchar) as order_status,
+        cast(orders.order_id as {{ string_type() }}) as order_id,
+        cast(orders.customer_id as {{ string_type() }}) as customer_id,
+        cast({{ sha256_hex('lower(orders.customer_email)') }} as {{ string_type() }}) as customer_email_sha256,
+        cast(orders.currency as {{ string_type() }}) as currency,
+        cast(orders.channel as {{ string_type() }}) as channel,
+        cast(orders.order_status as {{ string_type() }}) as order_status,
         cast(orders.created_at as timestamp) as order_created_at,
         cast(orders.updated_at as timestamp) as order_updated_at,
         cast(orders.version_count as integer) as order_version_count,
@@ -51,14 +51,14 @@ final as (
         cast(orders.units_shipped as bigint) as units_shipped,
         cast(orders.units_returned as bigint) as units_returned,
         cast(orders.first_shipped_at as timestamp) as first_shipped_at,
-        cast(coalesce(codes_per_order.exception_codes, '') as varchar) as exception_codes,
+        cast(coalesce(codes_per_order.exception_codes, '') as {{ string_type() }}) as exception_codes,
         cast(coalesce(codes_per_order.exception_count, 0) as integer) as exception_count,
         cast(
             case
                 when codes_per_order.has_error = 1 then 'exception'
                 when codes_per_order.exception_count > 0 then 'warning'
                 else 'ok'
-            end as varchar
+            end as {{ string_type() }}
         ) as audit_status,
         cast(orders.as_of as timestamp) as audited_as_of
     from orders

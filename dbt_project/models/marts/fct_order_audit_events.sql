@@ -5,14 +5,14 @@
     config(
         materialized='incremental',
         unique_key='order_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy=audit_incremental_strategy(),
         on_schema_change='append_new_columns',
         post_hook="{{ delete_events_of_vanished_orders() }}",
     )
 }}
 with
 
-{% if is_incremental() -%}
+{% if keyed_incremental() -%}
 touched_orders as (
     {%- for raw_table in ['orders', 'payments', 'inventory_movements'] %}
     select {{ trimmed_id('order_id') }} as order_id
@@ -43,7 +43,7 @@ versions as (
 
 orders as (
     select order_id from {{ ref('int_orders_current') }}
-    {%- if is_incremental() %}
+    {%- if keyed_incremental() %}
     where order_id in (select order_id from touched_orders)
     {%- endif %}
 ),
@@ -92,10 +92,10 @@ storefront_events as (
             when versions.order_status <> versions.previous_status then 'order_status_changed'
             else 'order_updated'
         end as event_type,
-        cast(null as varchar) as status,
+        cast(null as {{ string_type() }}) as status,
         versions.total_amount as amount,
         versions.currency,
-        cast(null as varchar) as sku,
+        cast(null as {{ string_type() }}) as sku,
         cast(null as bigint) as quantity,
         versions.previous_status as from_status,
         versions.order_status as to_status,
@@ -116,10 +116,10 @@ psp_events as (
         payment_status as status,
         amount,
         currency,
-        cast(null as varchar) as sku,
+        cast(null as {{ string_type() }}) as sku,
         cast(null as bigint) as quantity,
-        cast(null as varchar) as from_status,
-        cast(null as varchar) as to_status,
+        cast(null as {{ string_type() }}) as from_status,
+        cast(null as {{ string_type() }}) as to_status,
         source_file,
         load_id
     from payments
@@ -133,13 +133,13 @@ wms_events as (
         'wms' as source_system,
         movement_id as source_id,
         'inventory_' || movement_type as event_type,
-        cast(null as varchar) as status,
+        cast(null as {{ string_type() }}) as status,
         cast(null as decimal(18, 6)) as amount,
-        cast(null as varchar) as currency,
+        cast(null as {{ string_type() }}) as currency,
         sku,
         quantity,
-        cast(null as varchar) as from_status,
-        cast(null as varchar) as to_status,
+        cast(null as {{ string_type() }}) as from_status,
+        cast(null as {{ string_type() }}) as to_status,
         source_file,
         load_id
     from movements
@@ -155,24 +155,24 @@ events as (
 
 final as (
     select
-        cast({{ surrogate_key(['source_system', 'source_id', 'event_type']) }} as varchar) as event_id,
-        cast(order_id as varchar) as order_id,
+        cast({{ surrogate_key(['source_system', 'source_id', 'event_type']) }} as {{ string_type() }}) as event_id,
+        cast(order_id as {{ string_type() }}) as order_id,
         cast(event_at as timestamp) as event_at,
         cast(
             row_number() over (partition by order_id order by event_at, source_rank, source_id) as integer
         ) as event_sequence,
-        cast(source_system as varchar) as source_system,
-        cast(source_id as varchar) as source_id,
-        cast(event_type as varchar) as event_type,
-        cast(status as varchar) as status,
+        cast(source_system as {{ string_type() }}) as source_system,
+        cast(source_id as {{ string_type() }}) as source_id,
+        cast(event_type as {{ string_type() }}) as event_type,
+        cast(status as {{ string_type() }}) as status,
         cast(amount as decimal(18, 6)) as amount,
-        cast(currency as varchar) as currency,
-        cast(sku as varchar) as sku,
+        cast(currency as {{ string_type() }}) as currency,
+        cast(sku as {{ string_type() }}) as sku,
         cast(quantity as bigint) as quantity,
-        cast(from_status as varchar) as from_status,
-        cast(to_status as varchar) as to_status,
-        cast(source_file as varchar) as source_file,
-        cast(load_id as varchar) as load_id,
+        cast(from_status as {{ string_type() }}) as from_status,
+        cast(to_status as {{ string_type() }}) as to_status,
+        cast(source_file as {{ string_type() }}) as source_file,
+        cast(load_id as {{ string_type() }}) as load_id,
         cast({{ loaded_through() }} as timestamp) as loaded_through
     from events
 )

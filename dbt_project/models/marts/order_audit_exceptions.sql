@@ -6,7 +6,7 @@
     config(
         materialized='incremental',
         unique_key='exception_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy=audit_incremental_strategy(),
         on_schema_change='append_new_columns',
         full_refresh=false,
     )
@@ -48,17 +48,17 @@ register as (
     from {{ this }}
     {%- else %}
     select
-        cast(null as varchar) as exception_id,
-        cast(null as varchar) as entity_type,
-        cast(null as varchar) as entity_id,
-        cast(null as varchar) as order_id,
-        cast(null as varchar) as exception_code,
-        cast(null as varchar) as severity,
-        cast(null as varchar) as owner_team,
-        cast(null as varchar) as detail,
+        cast(null as {{ string_type() }}) as exception_id,
+        cast(null as {{ string_type() }}) as entity_type,
+        cast(null as {{ string_type() }}) as entity_id,
+        cast(null as {{ string_type() }}) as order_id,
+        cast(null as {{ string_type() }}) as exception_code,
+        cast(null as {{ string_type() }}) as severity,
+        cast(null as {{ string_type() }}) as owner_team,
+        cast(null as {{ string_type() }}) as detail,
         cast(null as timestamp) as first_detected_at,
         cast(null as timestamp) as last_detected_at,
-        cast(null as varchar) as status,
+        cast(null as {{ string_type() }}) as status,
         cast(null as timestamp) as resolved_at
     where 1 = 0
     {%- endif %}
@@ -90,17 +90,17 @@ merged as (
 
 final as (
     select
-        cast(exception_id as varchar) as exception_id,
-        cast(entity_type as varchar) as entity_type,
-        cast(entity_id as varchar) as entity_id,
-        cast(order_id as varchar) as order_id,
-        cast(exception_code as varchar) as exception_code,
-        cast(severity as varchar) as severity,
-        cast(owner_team as varchar) as owner_team,
-        cast(detail as varchar) as detail,
+        cast(exception_id as {{ string_type() }}) as exception_id,
+        cast(entity_type as {{ string_type() }}) as entity_type,
+        cast(entity_id as {{ string_type() }}) as entity_id,
+        cast(order_id as {{ string_type() }}) as order_id,
+        cast(exception_code as {{ string_type() }}) as exception_code,
+        cast(severity as {{ string_type() }}) as severity,
+        cast(owner_team as {{ string_type() }}) as owner_team,
+        cast(detail as {{ string_type() }}) as detail,
         cast(first_detected_at as timestamp) as first_detected_at,
         cast(last_detected_at as timestamp) as last_detected_at,
-        cast(status as varchar) as status,
+        cast(status as {{ string_type() }}) as status,
         cast(resolved_at as timestamp) as resolved_at
     from merged
 )

@@ -17,14 +17,14 @@ quarantine as (
 
 final as (
     select
-        cast(source as varchar) as source,
-        cast(source_file as varchar) as source_file,
+        cast(source as {{ string_type() }}) as source,
+        cast(source_file as {{ string_type() }}) as source_file,
         cast(extract_date as date) as extract_date,
         cast(line_number as bigint) as line_number,
-        cast(raw_text as varchar) as raw_text,
-        cast(reason_code as varchar) as reason_code,
-        cast(reason as varchar) as reason,
-        cast(load_id as varchar) as load_id,
+        cast(raw_text as {{ string_type() }}) as raw_text,
+        cast(reason_code as {{ string_type() }}) as reason_code,
+        cast(reason as {{ string_type() }}) as reason,
+        cast(load_id as {{ string_type() }}) as load_id,
         cast(quarantined_at as timestamp) as quarantined_at
     from quarantine
 )

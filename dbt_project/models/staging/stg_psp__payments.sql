@@ -4,13 +4,13 @@
     config(
         materialized='incremental',
         unique_key='payment_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy=audit_incremental_strategy(),
         post_hook="{{ delete_rows_without_raw_row(source('raw', 'payments')) }}",
     )
 }}
 with
 
-{% if is_incremental() -%}
+{% if keyed_incremental() -%}
 touched as (
     {{ touched_keys(source('raw', 'payments'), 'payment_id', trimmed_id('payment_id')) }}
 ),
@@ -32,7 +32,7 @@ source as (
         psp_reference,
         method
     from {{ source('raw', 'payments') }}
-    {%- if is_incremental() %}
+    {%- if keyed_incremental() %}
     where {{ trimmed_id('payment_id') }} in (select payment_id from touched)
     {%- endif %}
 ),

@@ -4,13 +4,13 @@
     config(
         materialized='incremental',
         unique_key='movement_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy=audit_incremental_strategy(),
         post_hook="{{ delete_rows_without_raw_row(source('raw', 'inventory_movements')) }}",
     )
 }}
 with
 
-{% if is_incremental() -%}
+{% if keyed_incremental() -%}
 touched as (
     {{ touched_keys(source('raw', 'inventory_movements'), 'movement_id', trimmed_id('movement_id')) }}
 ),
@@ -30,7 +30,7 @@ source as (
         order_id,
         occurred_at
     from {{ source('raw', 'inventory_movements') }}
-    {%- if is_incremental() %}
+    {%- if keyed_incremental() %}
     where {{ trimmed_id('movement_id') }} in (select movement_id from touched)
     {%- endif %}
 ),
