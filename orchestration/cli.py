@@ -192,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize every asset in-process through Dagster")
     run.add_argument("--as-of", help="audit as-of time, UTC (default: latest clean event)")
     run.add_argument("--sla-hours", type=float, help="fulfillment SLA in hours (default 72)")
-    run.add_argument("--from", dest="first", help="first extract date to load (default: the earliest landing file)")
+    run.add_argument(
+        "--from", dest="first", help="first extract date to load (default: the earliest landing file)"
+    )
     run.add_argument("--to", dest="last", help="last extract date to load (default: the latest landing file)")
     run.set_defaults(handler=_run)
 
