@@ -96,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
             audit_config["fulfillment_sla_hours"] = args.sla_hours
         run_config = {"ops": {"order_audit_dbt_assets": {"config": audit_config}}}
     first, last = _landing_date_range(settings)
+    first = date.fromisoformat(args.first) if args.first else first
+    last = date.fromisoformat(args.last) if args.last else last
     if first < date.fromisoformat(settings.first_extract_date):
         print(
             f"Landing files are dated from {first}, before ORDER_AUDIT_FIRST_EXTRACT_DATE={settings.first_extract_date}."
@@ -190,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize every asset in-process through Dagster")
     run.add_argument("--as-of", help="audit as-of time, UTC (default: latest clean event)")
     run.add_argument("--sla-hours", type=float, help="fulfillment SLA in hours (default 72)")
+    run.add_argument(
+        "--from", dest="first", help="first extract date to load (default: the earliest landing file)"
+    )
+    run.add_argument("--to", dest="last", help="last extract date to load (default: the latest landing file)")
     run.set_defaults(handler=_run)
 
     sql = commands.add_parser("sql", help="run a read-only query against the published mart")

@@ -11,19 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from orchestration.generator.sqlkit import Ctx
+from orchestration.ingest.sources import REASON_CODES
 
-REASON_CODES: tuple[str, ...] = (
-    "unparseable",
-    "missing_required_field",
-    "unknown_enum_value",
-    "invalid_money",
-    "negative_amount",
-    "invalid_quantity",
-    "empty_lines",
-    "duplicate_line_id",
-    "invalid_timestamp",
-    "invalid_currency",
-)
+__all__ = ["REASON_CODES", "REJECT_CODES"]
+
 REJECT_CODES: tuple[str, ...] = ("wrong_header", "not_utf8", "not_json_lines", "empty_file")
 
 _LINE = '{"line_id":"L1","sku":"SKU-00001","quantity":2,"unit_price":"10.00"}'

@@ -23,10 +23,27 @@ def dbt_cli() -> DbtCliResource:
     return DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
 
 
+def manifest_is_current() -> bool:
+    """Whether target/manifest.json is newer than every source file of the dbt project."""
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        return False
+    build_outputs = {"target", "logs", "dbt_packages"}
+    sources = (
+        path
+        for path in DBT_PROJECT_DIR.rglob("*")
+        if path.is_file() and path.relative_to(DBT_PROJECT_DIR).parts[0] not in build_outputs
+    )
+    return manifest.stat().st_mtime >= max(path.stat().st_mtime for path in sources)
+
+
 def prepare_manifest() -> None:
-    """Parse the dbt project into target/manifest.json (`dagster dev` does it itself; tests, CI and the CLI call this)."""
+    """Parse the dbt project into target/manifest.json unless it is current (`dagster dev` always parses)."""
+    if not manifest_is_current():
+        dbt_cli().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+
+
+if dbt_project.preparer.using_dagster_dev():
     dbt_cli().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
-
-
-if dbt_project.preparer.using_dagster_dev() or not dbt_project.manifest_path.exists():
+elif not dbt_project.manifest_path.exists():
     prepare_manifest()

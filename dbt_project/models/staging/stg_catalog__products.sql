@@ -32,10 +32,7 @@ typed as (
 ranked as (
     select
         *,
-        row_number() over (
-            partition by sku, currency, valid_from
-            order by extract_date desc, source_file desc, line_number desc
-        ) as delivery_rank
+        {{ latest_delivery_rank('sku, currency, valid_from') }} as delivery_rank
     from typed
 ),
 

@@ -58,10 +58,7 @@ typed as (
 ranked as (
     select
         *,
-        row_number() over (
-            partition by payment_id
-            order by extract_date desc, source_file desc, line_number desc
-        ) as delivery_rank
+        {{ latest_delivery_rank('payment_id') }} as delivery_rank
     from typed
 ),
 

@@ -49,10 +49,7 @@ typed as (
 ranked as (
     select
         *,
-        row_number() over (
-            partition by order_id, updated_at
-            order by extract_date desc, source_file desc, line_number desc
-        ) as delivery_rank
+        {{ latest_delivery_rank('order_id, updated_at') }} as delivery_rank
     from typed
 ),
 

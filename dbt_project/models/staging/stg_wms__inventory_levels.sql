@@ -30,10 +30,7 @@ typed as (
 ranked as (
     select
         *,
-        row_number() over (
-            partition by sku, warehouse_id, snapshot_date
-            order by extract_date desc, source_file desc, line_number desc
-        ) as delivery_rank
+        {{ latest_delivery_rank('sku, warehouse_id, snapshot_date') }} as delivery_rank
     from typed
 ),
 

@@ -54,10 +54,7 @@ typed as (
 ranked as (
     select
         *,
-        row_number() over (
-            partition by movement_id
-            order by extract_date desc, source_file desc, line_number desc
-        ) as delivery_rank
+        {{ latest_delivery_rank('movement_id') }} as delivery_rank
     from typed
 ),
 
