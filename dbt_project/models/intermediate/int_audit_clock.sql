@@ -29,7 +29,7 @@ final as (
         {%- if var('audit_as_of') %}
         cast('{{ var("audit_as_of") }}' as timestamp) as as_of,
         {%- else %}
-        latest_at as as_of,
+            latest_at as as_of,
         {%- endif %}
         cast({{ var('fulfillment_sla_hours') }} as decimal(18, 6)) as fulfillment_sla_hours
     from latest

@@ -86,23 +86,25 @@ codes as (
 
 detected as (
     {%- for code, flag, detail in order_rules %}
-    select
-        'order' as entity_type,
-        order_id as entity_id,
-        order_id,
-        '{{ code }}' as exception_code,
-        {{ detail }} as detail
-    from orders
-    where {{ flag }}
-    union all
+        select
+            'order' as entity_type,
+            order_id as entity_id,
+            order_id,
+            '{{ code }}' as exception_code,
+            {{ detail }} as detail
+        from orders
+        where {{ flag }}
+        union all
     {%- endfor %}
     select
         'payment' as entity_type,
         payment_id as entity_id,
         order_id,
         'ORPHAN_PAYMENT' as exception_code,
-        coalesce('Payment ' || event_type || ' of ' || {{ format_money('amount', 'currency') }} || ' (' || payment_status || ') references order ' || order_id || ', which is not a clean order.',
-                 'Payment ' || event_type || ' of ' || {{ format_money('amount', 'currency') }} || ' (' || payment_status || ') has no order_id.') as detail
+        coalesce(
+            'Payment ' || event_type || ' of ' || {{ format_money('amount', 'currency') }} || ' (' || payment_status || ') references order ' || order_id || ', which is not a clean order.',
+            'Payment ' || event_type || ' of ' || {{ format_money('amount', 'currency') }} || ' (' || payment_status || ') has no order_id.'
+        ) as detail
     from payments
     union all
     select

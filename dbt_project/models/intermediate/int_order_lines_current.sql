@@ -37,8 +37,9 @@ final as (
         orders.created_at
     from lines
     inner join orders
-        on lines.order_id = orders.order_id
-        and lines.updated_at = orders.updated_at
+        on
+            lines.order_id = orders.order_id
+            and lines.updated_at = orders.updated_at
 )
 
 select * from final

@@ -49,10 +49,11 @@ final as (
     cross join catalog_loaded
     left join catalog_skus on lines.sku = catalog_skus.sku
     left join prices
-        on lines.sku = prices.sku
-        and lines.currency = prices.currency
-        and lines.created_at >= prices.valid_from
-        and (prices.valid_to is null or lines.created_at < prices.valid_to)
+        on
+            lines.sku = prices.sku
+            and lines.currency = prices.currency
+            and lines.created_at >= prices.valid_from
+            and (prices.valid_to is null or lines.created_at < prices.valid_to)
 )
 
 select * from final

@@ -44,8 +44,9 @@ final as (
         moved.lowest_oversold_on_hand
     from ordered
     full outer join moved
-        on ordered.order_id = moved.order_id
-        and ordered.sku = moved.sku
+        on
+            ordered.order_id = moved.order_id
+            and ordered.sku = moved.sku
 )
 
 select * from final

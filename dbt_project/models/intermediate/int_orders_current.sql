@@ -39,8 +39,9 @@ line_totals as (
         sum(lines.quantity * lines.unit_price - lines.line_discount_amount) as lines_net_amount
     from lines
     inner join current_versions
-        on lines.order_id = current_versions.order_id
-        and lines.updated_at = current_versions.updated_at
+        on
+            lines.order_id = current_versions.order_id
+            and lines.updated_at = current_versions.updated_at
     group by lines.order_id
 ),
 

@@ -14,7 +14,7 @@ latest_titles as (
     select
         sku,
         title,
-        row_number() over (partition by sku order by valid_from desc, currency) as recency
+        row_number() over (partition by sku order by valid_from desc, currency asc) as recency
     from catalog
 ),
 

@@ -47,20 +47,20 @@ register as (
         resolved_at
     from {{ this }}
     {%- else %}
-    select
-        cast(null as {{ string_type() }}) as exception_id,
-        cast(null as {{ string_type() }}) as entity_type,
-        cast(null as {{ string_type() }}) as entity_id,
-        cast(null as {{ string_type() }}) as order_id,
-        cast(null as {{ string_type() }}) as exception_code,
-        cast(null as {{ string_type() }}) as severity,
-        cast(null as {{ string_type() }}) as owner_team,
-        cast(null as {{ string_type() }}) as detail,
-        cast(null as timestamp) as first_detected_at,
-        cast(null as timestamp) as last_detected_at,
-        cast(null as {{ string_type() }}) as status,
-        cast(null as timestamp) as resolved_at
-    where 1 = 0
+        select
+            cast(null as {{ string_type() }}) as exception_id,
+            cast(null as {{ string_type() }}) as entity_type,
+            cast(null as {{ string_type() }}) as entity_id,
+            cast(null as {{ string_type() }}) as order_id,
+            cast(null as {{ string_type() }}) as exception_code,
+            cast(null as {{ string_type() }}) as severity,
+            cast(null as {{ string_type() }}) as owner_team,
+            cast(null as {{ string_type() }}) as detail,
+            cast(null as timestamp) as first_detected_at,
+            cast(null as timestamp) as last_detected_at,
+            cast(null as {{ string_type() }}) as status,
+            cast(null as timestamp) as resolved_at
+        where 1 = 0
     {%- endif %}
 ),
 

@@ -35,8 +35,9 @@ final as (
         {{ money('source.discount_amount', optional=true) }} as line_discount_amount
     from source
     inner join versions
-        on source.source_file = versions.source_file
-        and source.line_number = versions.line_number
+        on
+            source.source_file = versions.source_file
+            and source.line_number = versions.line_number
 )
 
 select * from final
