@@ -132,10 +132,15 @@ def _table(spec: ExpectationSpec) -> str:
 
 def test_not_null_expectations_count_nulls(clean: Path, tmp_path: Path) -> None:
     specs = _specs_of("expect_column_values_to_not_be_null")
+    # The marts enforce NOT NULL in DuckDB itself; the corruption lifts it to show GX still counts nulls.
     statements = [
-        f"update {_table(s)} set {s.kwargs['column']} = null where rowid in "
-        f"(select rowid from {_table(s)} where {s.kwargs['column']} is not null order by rowid limit 2)"
+        statement
         for s in specs
+        for statement in (
+            f"alter table {_table(s)} alter column {s.kwargs['column']} drop not null",
+            f"update {_table(s)} set {s.kwargs['column']} = null where rowid in "
+            f"(select rowid from {_table(s)} where {s.kwargs['column']} is not null order by rowid limit 2)",
+        )
     ]
     copy = corrupted_copy(clean, tmp_path / "nulls.duckdb", statements)
     assert_fails(run(copy, [s.name for s in specs]), {s.name: 2 for s in specs})
