@@ -33,7 +33,9 @@ def test_a_failing_blocking_check_keeps_the_last_good_mart(
 
     # A duplicated raw payment row (same file and line twice) breaks key uniqueness per load.
     con = duckdb.connect(str(env.warehouse))
-    con.execute("insert into raw.payments select * from raw.payments order by source_file, line_number limit 1")
+    con.execute(
+        "insert into raw.payments select * from raw.payments order by source_file, line_number limit 1"
+    )
     con.close()
 
     assert main(["run"]) == 1

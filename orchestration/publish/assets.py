@@ -32,5 +32,7 @@ def published_audit_mart(context: AssetExecutionContext, warehouse: DuckDBResour
             "published_at": MetadataValue.text(result.published_at.isoformat()),
             "serving_db_bytes": result.serving_db.stat().st_size,
             **{f"rows_{table}": count for table, count in result.row_counts.items()},
+            # open exceptions by code and by owner, orders by audit status: numeric, plotted over time
+            **result.open_exceptions,
         }
     )

@@ -42,6 +42,7 @@ class PublishResult:
     parquet_dir: Path
     row_counts: dict[str, int]
     published_at: datetime
+    open_exceptions: dict[str, int]
 
 
 def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -81,6 +82,20 @@ def publish(warehouse: Path, serving_db: Path, run_id: str) -> PublishResult:
                 f"copy serving.main.{served} to {sql_string(staging_parquet / f'{served}.parquet')} (format parquet)"
             )
         as_of = scalar(con, "select max(audited_as_of) from serving.main.fact_order_audit")
+        open_exceptions = {
+            f"{kind}_{name}".lower(): int(count)
+            for kind, name, count in con.execute(
+                """
+                select 'open_exceptions_code', exception_code, count(*) from serving.main.order_audit_exceptions
+                where status = 'open' group by all
+                union all
+                select 'open_exceptions_owner', owner_team, count(*) from serving.main.order_audit_exceptions
+                where status = 'open' group by all
+                union all
+                select 'orders', audit_status, count(*) from serving.main.fact_order_audit group by all
+                """
+            ).fetchall()
+        }
         con.execute(
             "create table serving.main.publish_log as select ? as run_id, cast(? as timestamp) as published_at,"
             " cast(? as timestamp) as audited_as_of",
@@ -97,4 +112,4 @@ def publish(warehouse: Path, serving_db: Path, run_id: str) -> PublishResult:
         parquet_dir.rename(previous_parquet)
     staging_parquet.rename(parquet_dir)
     shutil.rmtree(previous_parquet, ignore_errors=True)
-    return PublishResult(serving_db, parquet_dir, row_counts, published_at)
+    return PublishResult(serving_db, parquet_dir, row_counts, published_at, open_exceptions)
