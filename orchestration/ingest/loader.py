@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -246,12 +247,26 @@ def load_source(
     *,
     load_id: str | None = None,
     dates: tuple[date, date] | None = None,
+    parallel_files: int = 2,
 ) -> SourceLoadResult:
     load_id = load_id or new_load_id()
     create_raw_schema(con)
     result = SourceLoadResult(spec.name)
-    for landing in landing_files(extracts_dir, spec, dates):
-        status = load_file(con, spec, landing, load_id)
+    files = landing_files(extracts_dir, spec, dates)
+
+    def load_with_own_cursor(landing: LandingFile) -> str:
+        # Each worker has its own connection to the same database (own temp tables and transaction).
+        cursor = con.cursor()
+        try:
+            return load_file(cursor, spec, landing, load_id)
+        finally:
+            cursor.close()
+
+    # Files of one source have distinct names, so their transactions touch disjoint rows: validating a
+    # few at once uses every core (one file is often a single DuckDB row group, hence one thread).
+    with ThreadPoolExecutor(max_workers=max(1, parallel_files)) as pool:
+        statuses = list(pool.map(load_with_own_cursor, files))
+    for landing, status in zip(files, statuses, strict=True):
         result.files_seen += 1
         result.statuses[status] += 1
         if status == "rejected":
