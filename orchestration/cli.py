@@ -44,7 +44,7 @@ def _landing_is_empty(extracts_dir: Path) -> bool:
     )
 
 
-def _landing_date_range(settings: Settings) -> tuple[date, date]:
+def _landing_date_range(settings: Settings) -> tuple[date, date] | None:
     from orchestration.ingest.landing import landing_files
     from orchestration.ingest.sources import SOURCES
 
@@ -54,7 +54,7 @@ def _landing_date_range(settings: Settings) -> tuple[date, date]:
         for f in landing_files(settings.extracts_dir, spec)
         if f.extract_date
     ]
-    return min(dates), max(dates)
+    return (min(dates), max(dates)) if dates else None
 
 
 def ensure_dagster_home() -> Path:
@@ -95,7 +95,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.sla_hours is not None:
             audit_config["fulfillment_sla_hours"] = args.sla_hours
         run_config = {"ops": {"order_audit_dbt_assets": {"config": audit_config}}}
-    first, last = _landing_date_range(settings)
+    landing_range = _landing_date_range(settings)
+    if landing_range is None:
+        print(f"No landing file in {settings.extracts_dir} is named <source>_<YYYY-MM-DD>[_<part>].<ext>.")
+        return 2
+    first, last = landing_range
     first = date.fromisoformat(args.first) if args.first else first
     last = date.fromisoformat(args.last) if args.last else last
     if first < date.fromisoformat(settings.first_extract_date):
