@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from orchestration.publish.serving import MART_TABLES
 from orchestration.settings import DBT_PROJECT_DIR
 from orchestration.transform.project import dbt_executable
 
@@ -26,15 +27,6 @@ pytestmark = pytest.mark.skipif(
     reason="pyspark not installed (install the spark extra); runs always in CI",
 )
 
-MART_TABLES = (
-    "fact_order_audit",
-    "order_audit_exceptions",
-    "fct_order_audit_events",
-    "agg_reconciliation_daily",
-    "dim_customers",
-    "dim_products",
-    "quarantined_rows",
-)
 ALL_CODES = 20
 
 Row = tuple[object, ...]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestration.quality.results import ExpectationOutcome, ValidationReport
+from orchestration.quality.results import ValidationReport, failed
 from orchestration.quality.suites import ExpectationSpec
 from orchestration.settings import PROJECT_ROOT
 
@@ -48,20 +48,7 @@ def _all_failed(
         finished_at=now,
         parameters={},
         data_docs=None,
-        outcomes=[
-            ExpectationOutcome(
-                suite=spec.suite,
-                expectation=spec.name,
-                expectation_type=spec.type,
-                asset=list(spec.asset),
-                batch=spec.batch.name,
-                severity=spec.dagster_severity,
-                success=False,
-                exception=why,
-                description=spec.description,
-            )
-            for spec in specs
-        ],
+        outcomes=[failed(spec, why) for spec in specs],
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from great_expectations.core.expectation_validation_result import ExpectationValidationResult
 
-from orchestration.quality.results import SAMPLE_SIZE, ExpectationOutcome, jsonable
+from orchestration.quality.results import SAMPLE_SIZE, ExpectationOutcome, failed, jsonable
 from orchestration.quality.suites import ExpectationSpec
 
 
@@ -59,15 +59,4 @@ def from_result(spec: ExpectationSpec, result: ExpectationValidationResult) -> E
     )
 
 
-def failed(spec: ExpectationSpec, error: str) -> ExpectationOutcome:
-    return ExpectationOutcome(
-        suite=spec.suite,
-        expectation=spec.name,
-        expectation_type=spec.type,
-        asset=list(spec.asset),
-        batch=spec.batch.name,
-        severity=spec.dagster_severity,
-        success=False,
-        exception=error,
-        description=spec.description,
-    )
+__all__ = ["failed"]

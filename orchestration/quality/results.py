@@ -33,6 +33,8 @@ from uuid import UUID
 
 import duckdb
 
+from orchestration.quality.suites import ExpectationSpec
+
 SAMPLE_SIZE = 10
 
 RESULTS_TABLE = "quality.validation_results"
@@ -156,3 +158,17 @@ def append_results(con: duckdb.DuckDBPyConnection, reports: Iterable[ValidationR
     if rows:
         con.executemany(f"insert into {RESULTS_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     return len(rows)
+
+
+def failed(spec: ExpectationSpec, error: str) -> ExpectationOutcome:
+    return ExpectationOutcome(
+        suite=spec.suite,
+        expectation=spec.name,
+        expectation_type=spec.type,
+        asset=list(spec.asset),
+        batch=spec.batch.name,
+        severity=spec.dagster_severity,
+        success=False,
+        exception=error,
+        description=spec.description,
+    )
