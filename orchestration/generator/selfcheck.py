@@ -15,31 +15,13 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.ingest.sources import SOURCES
+
 Exception_ = tuple[str, str, str, str]
 
 _CSV_COLUMNS = {
-    "payments": (
-        "payment_id",
-        "order_id",
-        "event_type",
-        "amount",
-        "currency",
-        "status",
-        "processed_at",
-        "psp_reference",
-        "method",
-    ),
-    "inventory_movements": (
-        "movement_id",
-        "sku",
-        "warehouse_id",
-        "movement_type",
-        "quantity",
-        "order_id",
-        "occurred_at",
-    ),
-    "inventory_levels": ("sku", "warehouse_id", "on_hand", "snapshot_date"),
-    "products": ("sku", "title", "unit_price", "currency", "valid_from"),
+    source: SOURCES[source].columns
+    for source in ("payments", "inventory_movements", "inventory_levels", "products")
 }
 _MACROS = (
     "CREATE MACRO ts(v) AS (trim(v))::TIMESTAMPTZ::TIMESTAMP",
