@@ -230,3 +230,39 @@ def test_rows_read_equal_rows_loaded_plus_quarantined_per_file(landing: Path, tm
     for _, read, loaded, quarantined, raw_rows, quarantine_rows in per_file:
         assert read == loaded + quarantined
         assert (loaded, quarantined) == (raw_rows, quarantine_rows)
+
+
+def test_parquet_extracts_load_like_their_text_twins(landing: Path, tmp_path: Path) -> None:
+    con = duckdb.connect()
+    payments = landing / "payments" / "payments_2026-11-09.parquet"
+    con.execute(
+        f"copy (select 'P7' as payment_id, 'O1' as order_id, 'capture' as event_type, '3.50' as amount,"
+        f" 'USD' as currency, 'succeeded' as status, '2026-11-09T10:00:00+01:00' as processed_at,"
+        f" 'R7' as psp_reference, 'card' as method"
+        f" union all select 'P8', 'O1', 'capture', '-1', 'USD', 'succeeded', '2026-11-09T10:00:00Z', 'R8', 'card')"
+        f" to '{payments}' (format parquet)"
+    )
+    orders = landing / "orders" / "orders_2026-11-09.parquet"
+    con.execute(
+        f"copy (select 'O9' as order_id, 'C9' as customer_id, 'paid' as status, 'EUR' as currency,"
+        f" '2026-11-09T08:00:00Z' as created_at, '2026-11-09T09:00:00Z' as updated_at, '12.00' as total_amount,"
+        f" [{{'line_id': '1', 'sku': 'S1', 'quantity': 3, 'unit_price': '4.00'}}] as lines)"
+        f" to '{orders}' (format parquet)"
+    )
+    con.close()
+    warehouse = tmp_path / "wh.duckdb"
+    _load_all(warehouse, landing)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute(
+            "select payment_id from raw.payments where source_file like '%.parquet'"
+        ).fetchall() == [("P7",)]
+        assert con.execute(
+            "select line_number, reason_code from raw.quarantine where source_file = 'payments_2026-11-09.parquet'"
+        ).fetchall() == [(2, "negative_amount")]
+        assert con.execute(
+            "select o.order_id, l.sku, l.quantity, l.unit_price from raw.orders o join raw.order_lines l"
+            " using (source_file, line_number) where o.source_file = 'orders_2026-11-09.parquet'"
+        ).fetchall() == [("O9", "S1", "3", "4.00")]
+    finally:
+        con.close()
