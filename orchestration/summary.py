@@ -31,13 +31,16 @@ def print_run_summary(settings: Settings, result: Any) -> None:
     try:
         loaded = _rows(
             con,
-            "select source, sum(rows_loaded), sum(rows_quarantined), count(*) filter (where status = 'rejected')"
+            "select source, sum(rows_loaded), sum(rows_quarantined), count(*) filter (where status = 'rejected'),"
+            " count(*) filter (where status = 'skipped_duplicate')"
             " from raw.load_manifest where load_id = '" + result.run_id + "' group by source order by source",
         )
         print("\nRaw loading (this run):")
-        print(f"  {'source':<22}{'loaded':>10}{'quarantined':>13}{'rejected files':>16}")
-        for source, rows_loaded, rows_quarantined, rejected in loaded:
-            print(f"  {source:<22}{rows_loaded:>10}{rows_quarantined:>13}{rejected:>16}")
+        print(
+            f"  {'source':<22}{'loaded':>10}{'quarantined':>13}{'rejected files':>16}{'unchanged files':>17}"
+        )
+        for source, rows_loaded, rows_quarantined, rejected, unchanged in loaded:
+            print(f"  {source:<22}{rows_loaded:>10}{rows_quarantined:>13}{rejected:>16}{unchanged:>17}")
         tables = {row[0] for row in _rows(con, "select table_name from information_schema.tables")}
         if "fact_order_audit" in tables:
             audited = _rows(con, "select audit_status, count(*) from fact_order_audit group by 1 order by 1")
