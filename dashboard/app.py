@@ -22,7 +22,14 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from dashboard import loaders  # noqa: E402
-from dashboard.data import SORT_COLUMNS, IncompleteMartError, MartSnapshot, OrderTrail, rank_worst_orders  # noqa: E402
+from dashboard.data import (  # noqa: E402
+    SORT_COLUMNS,
+    SUMMARY_AMOUNTS,
+    IncompleteMartError,
+    MartSnapshot,
+    OrderTrail,
+    rank_worst_orders,
+)
 from dashboard.source import file_signature, serving_db_path  # noqa: E402
 
 STATUS_COLORS: list[Any] = ["#2e7d32", "#f9a825", "#c62828"]  # ok, warning, exception
@@ -176,17 +183,8 @@ def show_order(trail: OrderTrail) -> None:
             f" · status **{summary['order_status']}** · audit **{summary['audit_status']}**"
             f" · {summary['exception_codes'] or 'no open exception'}"
         )
-        amounts = (
-            "order_total",
-            "computed_total",
-            "captured",
-            "psp_refunded",
-            "net_paid",
-            "expected_net",
-            "payment_balance",
-        )
-        cols = st.columns(len(amounts))
-        for col, name in zip(cols, amounts, strict=True):
+        cols = st.columns(len(SUMMARY_AMOUNTS))
+        for col, name in zip(cols, SUMMARY_AMOUNTS, strict=True):
             col.metric(f"{name.replace('_', ' ')} ({summary['currency']})", summary[name])
     st.caption(f"Audit trail ({len(trail.events)} events, in sequence)")
     st.dataframe(trail.events, hide_index=True, key="order_events")

@@ -34,6 +34,18 @@ class IncompleteMartError(RuntimeError):
     """The file has no audit mart (not a serving file, or one from an unexpected version)."""
 
 
+# The money of one order's summary, in the order the drill-down shows it.
+SUMMARY_AMOUNTS = (
+    "order_total",
+    "computed_total",
+    "captured",
+    "psp_refunded",
+    "net_paid",
+    "expected_net",
+    "payment_balance",
+)
+
+
 def frame(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
     """A query's rows as a DataFrame, DECIMAL values kept as `Decimal` objects."""
     cursor = con.execute(sql, list(params or []))
@@ -347,17 +359,11 @@ def read_order_trail(con: duckdb.DuckDBPyConnection, order_id: str) -> OrderTrai
             "order_created_at": str(created),
             "order_updated_at": str(updated),
         }
-        names = (
-            "order_total",
-            "computed_total",
-            "captured",
-            "psp_refunded",
-            "net_paid",
-            "expected_net",
-            "payment_balance",
-        )
         summary.update(
-            {name: format_amount(value, currency) for name, value in zip(names, amounts, strict=True)}
+            {
+                name: format_amount(value, currency)
+                for name, value in zip(SUMMARY_AMOUNTS, amounts, strict=True)
+            }
         )
     events = frame(
         con,

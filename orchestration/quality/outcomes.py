@@ -7,7 +7,7 @@ from typing import Any
 
 from great_expectations.core.expectation_validation_result import ExpectationValidationResult
 
-from orchestration.quality.results import SAMPLE_SIZE, ExpectationOutcome, failed, jsonable
+from orchestration.quality.results import SAMPLE_SIZE, ExpectationOutcome, failed, jsonable, outcome_for
 from orchestration.quality.suites import ExpectationSpec
 
 
@@ -43,19 +43,13 @@ def from_result(spec: ExpectationSpec, result: ExpectationValidationResult) -> E
                 "unexpected_count": unexpected_count,
                 "unexpected_percent": details.get("unexpected_percent"),
             }
-    return ExpectationOutcome(
-        suite=spec.suite,
-        expectation=spec.name,
-        expectation_type=spec.type,
-        asset=list(spec.asset),
-        batch=spec.batch.name,
-        severity=spec.dagster_severity,
+    return outcome_for(
+        spec,
         success=bool(result.success) and error is None,
         observed_value=jsonable(observed),
         unexpected_count=None if unexpected_count is None else int(unexpected_count),
         unexpected_sample=jsonable(sample),
         exception=error,
-        description=spec.description,
     )
 
 

@@ -160,7 +160,8 @@ def append_results(con: duckdb.DuckDBPyConnection, reports: Iterable[ValidationR
     return len(rows)
 
 
-def failed(spec: ExpectationSpec, error: str) -> ExpectationOutcome:
+def outcome_for(spec: ExpectationSpec, *, success: bool, **result: Any) -> ExpectationOutcome:
+    """An outcome carrying the expectation's identity from its spec, plus what the validation found."""
     return ExpectationOutcome(
         suite=spec.suite,
         expectation=spec.name,
@@ -168,7 +169,11 @@ def failed(spec: ExpectationSpec, error: str) -> ExpectationOutcome:
         asset=list(spec.asset),
         batch=spec.batch.name,
         severity=spec.dagster_severity,
-        success=False,
-        exception=error,
+        success=success,
         description=spec.description,
+        **result,
     )
+
+
+def failed(spec: ExpectationSpec, error: str) -> ExpectationOutcome:
+    return outcome_for(spec, success=False, exception=error)
