@@ -6,9 +6,11 @@ and record their results. Real DuckDB files, real GX, real dbt, no mocks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 from dagster import AssetKey, AssetSelection, AssetSpec, Definitions, define_asset_job
 from dagster_duckdb import DuckDBResource
@@ -17,7 +19,8 @@ from quality_fixtures import build_warehouse, corrupted_copy, query
 from orchestration.quality import gx_patch
 from orchestration.quality.checks import build_quality_checks
 from orchestration.quality.config import ThresholdLimits
-from orchestration.quality.results import ExpectationOutcome
+from orchestration.quality.resource import GxValidator
+from orchestration.quality.results import RESULTS_DDL, ExpectationOutcome, all_passed_since
 from orchestration.quality.runner import validate
 from orchestration.quality.suites import ExpectationSpec, load_specs
 
@@ -32,7 +35,10 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(
-    warehouse: Path, names: Sequence[str], limits: ThresholdLimits | None = None
+    warehouse: Path,
+    names: Sequence[str],
+    limits: ThresholdLimits | None = None,
+    loaded_after: datetime | None = None,
 ) -> dict[str, ExpectationOutcome]:
     limits = limits or ThresholdLimits.load()
     report = validate(
@@ -42,6 +48,7 @@ def run(
         sql_parameters=limits.sql_parameters(),
         run_id="test",
         stage="test",
+        loaded_after=loaded_after,
     )
     return report.by_name()
 
@@ -454,6 +461,60 @@ def test_threshold_limits_from_file_and_environment(tmp_path: Path) -> None:
         ThresholdLimits.load(env={"ORDER_AUDIT_MAX_EXCEPTION_SHARE": "2"})
 
 
+# ------------------------------------------------------------------ raw validation scoped to new loads
+
+
+def test_raw_validation_can_read_only_the_newest_loads(clean: Path, tmp_path: Path) -> None:
+    """Orders loaded in two loads (the last extract date a day after the others), a bad status in each:
+    both found when every raw row is read, only the newer one when reading the loads after the older."""
+    last_day = "(select max(extract_date) from raw.orders)"
+    older = "extract_date < " + last_day
+    copy = corrupted_copy(
+        clean,
+        tmp_path / "scoped.duckdb",
+        [
+            f"update raw.load_manifest set load_id = 'older', loaded_at = loaded_at - interval 1 day"
+            f" where source = 'orders' and {older}",
+            f"update raw.orders set load_id = 'older' where {older}",
+            "update raw.orders set status = 'lost' where rowid in"
+            " (select min(rowid) from raw.orders group by load_id = 'older')",
+        ],
+    )
+    older_loaded_at, raw_rows, newer_rows = query(
+        copy,
+        "select (select max(loaded_at) from raw.load_manifest where load_id = 'older'),"
+        " (select count(*) from raw.orders), (select count(*) from raw.orders where load_id <> 'older')",
+    )[0]
+    names = ["raw_orders_status_accepted", "raw_orders_line_unique_per_file"]
+    everything = run(copy, names)
+    assert_fails(everything, {"raw_orders_status_accepted": 2, "raw_orders_line_unique_per_file": 0})
+    assert everything["raw_orders_status_accepted"].observed_value["element_count"] == raw_rows
+    scoped = run(copy, names, loaded_after=older_loaded_at)
+    assert_fails(scoped, {"raw_orders_status_accepted": 1, "raw_orders_line_unique_per_file": 0})
+    assert scoped["raw_orders_status_accepted"].observed_value["element_count"] == newer_rows < raw_rows
+
+
+def test_all_passed_since_is_the_oldest_last_pass() -> None:
+    con = duckdb.connect()
+    con.execute("create schema quality")
+    assert all_passed_since(con, ["a"]) is None  # no results table yet
+    con.execute(RESULTS_DDL)
+    rows = [
+        ("a", True, "2026-11-01 10:00"),
+        ("a", False, "2026-11-02 10:00"),
+        ("b", True, "2026-11-03 10:00"),
+    ]
+    for expectation, success, at in rows:
+        con.execute(
+            "insert into quality.validation_results values ('r', 'raw', 's', ?, 't', 'raw/orders', 'ERROR', ?,"
+            " null, null, null, null, ?)",
+            [expectation, success, at],
+        )
+    assert all_passed_since(con, ["a", "b"]) == datetime(2026, 11, 1, 10)  # a's failure keeps its loads in
+    assert all_passed_since(con, ["b"]) == datetime(2026, 11, 3, 10)
+    assert all_passed_since(con, ["a", "never_ran"]) is None  # one never passed: read everything
+
+
 # ------------------------------------------------------------------ Dagster: blocking checks and the results table
 
 
@@ -474,7 +535,7 @@ def test_dagster_checks_block_record_and_build_docs(
         assets=[AssetSpec(AssetKey(list(asset))) for asset in assets],
         asset_checks=build_quality_checks(),
         jobs=[define_asset_job("quality_only", selection=AssetSelection.all_asset_checks())],
-        resources={"warehouse": DuckDBResource(database=str(copy))},
+        resources={"warehouse": DuckDBResource(database=str(copy)), "gx": GxValidator()},
     )
     result = defs.resolve_job_def("quality_only").execute_in_process(raise_on_error=False)
     assert not result.success  # blocking ERROR checks failed: the mart step fails

@@ -3,5 +3,6 @@
 from dagster import Definitions
 
 from orchestration.quality.checks import quality_checks
+from orchestration.quality.resource import GxValidator
 
-defs = Definitions(asset_checks=quality_checks)
+defs = Definitions(asset_checks=quality_checks, resources={"gx": GxValidator()})

@@ -32,7 +32,8 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from orchestration.quality.launcher import validate_in_subprocess
-from orchestration.quality.results import ExpectationOutcome, append_results
+from orchestration.quality.resource import GxValidator
+from orchestration.quality.results import ExpectationOutcome, all_passed_since, append_results
 from orchestration.quality.suites import ExpectationSpec, load_specs
 
 STAGE_DESCRIPTIONS = {
@@ -102,13 +103,28 @@ def build_stage_checks(stage: str, specs: Sequence[ExpectationSpec]) -> AssetChe
         compute_kind="great_expectations",
         pool="warehouse_writer",
     )
-    def _checks(context: AssetCheckExecutionContext, warehouse: DuckDBResource) -> Iterator[AssetCheckResult]:
+    def _checks(
+        context: AssetCheckExecutionContext, warehouse: DuckDBResource, gx: GxValidator
+    ) -> Iterator[AssetCheckResult]:
         selected = [by_check[key.name] for key in context.selected_asset_check_keys if key.name in by_check]
         selected.sort(key=lambda spec: list(by_check).index(spec.check_name))
+        loaded_after = None
+        if stage == "raw" and gx.raw_new_loads_only:
+            with warehouse.get_connection() as con:
+                loaded_after = all_passed_since(con, [spec.name for spec in selected])
+        scope = "every row" if loaded_after is None else f"raw rows loaded after {loaded_after.isoformat()}"
         launch = validate_in_subprocess(
-            Path(warehouse.database), selected, run_id=context.run.run_id, stage=stage
+            Path(warehouse.database),
+            selected,
+            run_id=context.run.run_id,
+            stage=stage,
+            build_docs=gx.build_docs,
+            loaded_after=loaded_after,
+            timeout_seconds=gx.timeout_seconds,
         )
-        context.log.info(f"GX {stage} validation: {launch.seconds:.1f} s, exit code {launch.returncode}")
+        context.log.info(
+            f"GX {stage} validation of {scope}: {launch.seconds:.1f} s, exit code {launch.returncode}"
+        )
         if launch.stdout.strip():
             context.log.info(launch.stdout.strip()[-4000:])
         if launch.returncode not in (0, 1):

@@ -1,19 +1,26 @@
-"""Run `python -m orchestration.quality.run` as a short-lived child process and read its report.
+"""Run `orchestration.quality.run` in a short-lived child process and read its report.
 
 The child opens the warehouse read-only and exits, which releases GX's hold on the DuckDB file, so
 dbt and the publish step can write it afterwards. A child that crashes or times out yields a report
 in which every requested expectation failed with the reason, never a silent pass.
+
+Importing Great Expectations takes seconds, longer than validating a day of data. So children are
+forked from the standard library's fork server (`multiprocessing`'s "forkserver" start method), which
+imports GX once, in the background, from `prewarm()` on (called when a run starts, see
+`GxValidator`): every validation after that starts without the import. A child gets the caller's
+current environment and working directory, not the fork server's.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing import forkserver
 from pathlib import Path
 
 from orchestration.quality.results import ValidationReport, failed
@@ -21,6 +28,9 @@ from orchestration.quality.suites import ExpectationSpec
 from orchestration.settings import PROJECT_ROOT
 
 DEFAULT_TIMEOUT_SECONDS = 900.0
+PRELOADED_MODULES = ["__main__", "orchestration.quality.forkserver_preload"]
+
+_forkserver_context = multiprocessing.get_context("forkserver")
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,12 @@ class LaunchResult:
     stdout: str
     stderr: str
     seconds: float
+
+
+def prewarm() -> None:
+    """Start the fork server (if it is not running) and let it import GX while the caller goes on."""
+    _forkserver_context.set_forkserver_preload(PRELOADED_MODULES)
+    forkserver.ensure_running()
 
 
 def _timeout() -> float:
@@ -52,6 +68,43 @@ def _all_failed(
     )
 
 
+def _child_main(argv: list[str], environment: Mapping[str, str], stdout: str, stderr: str) -> None:
+    """In the forked child: the caller's environment and output files, then the validation CLI."""
+    os.environ.clear()
+    os.environ.update(environment)
+    os.chdir(PROJECT_ROOT)
+    with open(stdout, "w", encoding="utf-8") as out, open(stderr, "w", encoding="utf-8") as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+    from orchestration.quality import run
+
+    sys.exit(run.main(argv))
+
+
+def _arguments(
+    warehouse: Path,
+    specs: Sequence[ExpectationSpec],
+    out: Path,
+    *,
+    run_id: str,
+    stage: str,
+    docs_dir: Path | None,
+    build_docs: bool,
+    loaded_after: datetime | None,
+) -> list[str]:
+    argv = ["--warehouse", str(warehouse), "--out", str(out), "--stage", stage, "--run-id", run_id]
+    argv += ["--only", ",".join(spec.name for spec in specs)]
+    if loaded_after is not None:
+        argv += ["--loaded-after", loaded_after.isoformat()]
+    if not build_docs:
+        argv.append("--no-docs")
+    elif docs_dir is not None:
+        argv += ["--docs-dir", str(docs_dir)]
+    return argv
+
+
 def validate_in_subprocess(
     warehouse: Path,
     specs: Sequence[ExpectationSpec],
@@ -60,45 +113,50 @@ def validate_in_subprocess(
     stage: str,
     docs_dir: Path | None = None,
     build_docs: bool = True,
+    loaded_after: datetime | None = None,
+    timeout_seconds: float | None = None,
 ) -> LaunchResult:
-    """Validate `specs` (all of one stage) on `warehouse` in a child process."""
+    """Validate `specs` (all of one stage) on `warehouse` in a child process.
+
+    `loaded_after`: validate only the raw rows of loads after this UTC time (see `run --loaded-after`).
+    """
     started = datetime.now(UTC)
+    timeout = _timeout() if timeout_seconds is None else timeout_seconds
+    prewarm()
     with tempfile.TemporaryDirectory(prefix="order-audit-gx-") as tmp:
-        out = Path(tmp) / "report.json"
-        command = [
-            sys.executable,
-            "-m",
-            "orchestration.quality.run",
-            "--warehouse",
-            str(warehouse),
-            "--out",
-            str(out),
-            "--stage",
-            stage,
-            "--run-id",
-            run_id,
-            "--only",
-            ",".join(spec.name for spec in specs),
-        ]
-        if not build_docs:
-            command.append("--no-docs")
-        elif docs_dir is not None:
-            command += ["--docs-dir", str(docs_dir)]
-        env = {**os.environ, "GX_ANALYTICS_ENABLED": "false", "PYTHONUNBUFFERED": "1"}
-        try:
-            done = subprocess.run(
-                command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=_timeout()
-            )
-        except subprocess.TimeoutExpired as timeout:
-            seconds = (datetime.now(UTC) - started).total_seconds()
-            why = f"validation process timed out after {timeout.timeout:.0f} s"
-            report = _all_failed(specs, run_id, stage, warehouse, why)
-            return LaunchResult(report, None, str(timeout.stdout or ""), str(timeout.stderr or ""), seconds)
+        out, stdout, stderr = Path(tmp) / "report.json", Path(tmp) / "stdout", Path(tmp) / "stderr"
+        argv = _arguments(
+            warehouse,
+            specs,
+            out,
+            run_id=run_id,
+            stage=stage,
+            docs_dir=docs_dir,
+            build_docs=build_docs,
+            loaded_after=loaded_after,
+        )
+        environment = {**os.environ, "GX_ANALYTICS_ENABLED": "false", "PYTHONUNBUFFERED": "1"}
+        child = _forkserver_context.Process(
+            target=_child_main, args=(argv, environment, str(stdout), str(stderr)), name=f"gx-{stage}"
+        )
+        child.start()
+        child.join(timeout)
+        timed_out = child.is_alive()
+        if timed_out:
+            child.kill()
+            child.join()
         seconds = (datetime.now(UTC) - started).total_seconds()
-        if done.returncode in (0, 1) and out.exists():
+        output = stdout.read_text(encoding="utf-8") if stdout.exists() else ""
+        errors = stderr.read_text(encoding="utf-8") if stderr.exists() else ""
+        returncode = None if timed_out else child.exitcode
+        if timed_out:
+            why = f"validation process timed out after {timeout:.0f} s"
+            report = _all_failed(specs, run_id, stage, warehouse, why)
+        elif returncode in (0, 1) and out.exists():
             report = ValidationReport.read(out)
         else:
-            tail = "\n".join(done.stderr.strip().splitlines()[-20:])
-            why = f"validation process exited with {done.returncode}: {tail}"
+            tail = "\n".join(errors.strip().splitlines()[-20:])
+            why = f"validation process exited with {returncode}: {tail}"
             report = _all_failed(specs, run_id, stage, warehouse, why)
-        return LaunchResult(report, done.returncode, done.stdout, done.stderr, seconds)
+        child.close()
+        return LaunchResult(report, returncode, output, errors, seconds)

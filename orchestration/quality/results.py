@@ -160,6 +160,31 @@ def append_results(con: duckdb.DuckDBPyConnection, reports: Iterable[ValidationR
     return len(rows)
 
 
+def all_passed_since(con: duckdb.DuckDBPyConnection, expectations: Sequence[str]) -> datetime | None:
+    """The latest time by which each of `expectations` had passed at least once (None: one never has).
+
+    Data loaded before it has been validated by every one of them.
+    """
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'quality' and table_name = 'validation_results'"
+    ).fetchall()[0][0]
+    if not exists or not expectations:
+        return None
+    never_passed, passed_since = con.execute(
+        f"""
+        with last_passes as (
+            select wanted.expectation, max(results.validated_at) filter (where results.success) as passed_at
+            from (select unnest(?::varchar[]) as expectation) as wanted
+            left join {RESULTS_TABLE} as results on results.expectation = wanted.expectation
+            group by wanted.expectation
+        )
+        select count(*) filter (where passed_at is null), min(passed_at) from last_passes
+        """,
+        [list(expectations)],
+    ).fetchall()[0]
+    return None if never_passed else passed_since
+
+
 def outcome_for(spec: ExpectationSpec, *, success: bool, **result: Any) -> ExpectationOutcome:
     """An outcome carrying the expectation's identity from its spec, plus what the validation found."""
     return ExpectationOutcome(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from orchestration.quality.config import ThresholdLimits, docs_dir
@@ -34,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--docs-dir", type=Path, help="Data Docs root (default: ORDER_AUDIT_GX_DOCS_DIR or data/gx_docs)"
     )
     parser.add_argument("--no-docs", action="store_true", help="skip building Data Docs")
+    parser.add_argument(
+        "--loaded-after",
+        type=datetime.fromisoformat,
+        help="UTC time: validate only the raw rows of loads after it (default: every raw row)",
+    )
     return parser
 
 
@@ -59,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         run_id=args.run_id,
         stage=args.stage,
         docs_dir=None if root is None else root / args.stage,
+        loaded_after=args.loaded_after,
     )
     report.write(args.out)
     if root is not None:
