@@ -6,7 +6,7 @@ and record their results. Real DuckDB files, real GX, real dbt, no mocks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
