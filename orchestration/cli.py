@@ -57,6 +57,17 @@ def _landing_date_range(settings: Settings) -> tuple[date, date] | None:
     return (min(dates), max(dates)) if dates else None
 
 
+def _default_range(settings: Settings, landing_range: tuple[date, date]) -> tuple[date, date]:
+    """The extract dates with files new or changed since they were loaded; none: the latest date."""
+    from orchestration.ingest.pending import pending_dates
+
+    pending = pending_dates(settings.extracts_dir, settings.warehouse)
+    if not pending:
+        print("Every landing file is loaded as it is: rebuilding from the latest extract date.")
+        return landing_range[1], landing_range[1]
+    return pending[0], pending[-1]
+
+
 def ensure_dagster_home() -> Path:
     """DAGSTER_HOME (default .dagster_home in the repo, git-ignored) with the project's dagster.yaml."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME)))
@@ -99,9 +110,17 @@ def _run(args: argparse.Namespace) -> int:
     if landing_range is None:
         print(f"No landing file in {settings.extracts_dir} is named <source>_<YYYY-MM-DD>[_<part>].<ext>.")
         return 2
-    first, last = landing_range
-    first = date.fromisoformat(args.first) if args.first else first
-    last = date.fromisoformat(args.last) if args.last else last
+    given_first = date.fromisoformat(args.first) if args.first else None
+    given_last = date.fromisoformat(args.last) if args.last else None
+    if given_first and given_last:
+        first, last = given_first, given_last
+    else:
+        pending_first, pending_last = _default_range(settings, landing_range)
+        first = given_first or (min(pending_first, given_last) if given_last else pending_first)
+        last = given_last or max(pending_last, first)
+    if first > last:
+        print(f"--from {first} is after --to {last}.")
+        return 2
     if first < date.fromisoformat(settings.first_extract_date):
         print(
             f"Landing files are dated from {first}, before ORDER_AUDIT_FIRST_EXTRACT_DATE={settings.first_extract_date}."
@@ -197,9 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", help="audit as-of time, UTC (default: latest clean event)")
     run.add_argument("--sla-hours", type=float, help="fulfillment SLA in hours (default 72)")
     run.add_argument(
-        "--from", dest="first", help="first extract date to load (default: the earliest landing file)"
+        "--from",
+        dest="first",
+        help="first extract date to load (default: the earliest date with a file new or changed since its load)",
     )
-    run.add_argument("--to", dest="last", help="last extract date to load (default: the latest landing file)")
+    run.add_argument(
+        "--to",
+        dest="last",
+        help="last extract date to load (default: the latest date with a file new or changed since its load)",
+    )
     run.set_defaults(handler=_run)
 
     sql = commands.add_parser("sql", help="run a read-only query against the published mart")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from orchestration.ingest.loader import load_source
+from orchestration.ingest.pending import pending_dates
 from orchestration.ingest.sources import SOURCES
 
 PAYMENTS_HEADER = "payment_id,order_id,event_type,amount,currency,status,processed_at,psp_reference,method"
@@ -266,3 +270,28 @@ def test_parquet_extracts_load_like_their_text_twins(landing: Path, tmp_path: Pa
         ).fetchall() == [("O9", "S1", "3", "4.00")]
     finally:
         con.close()
+
+
+def test_pending_dates_are_those_with_files_new_or_changed_since_their_load(
+    landing: Path, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert pending_dates(landing, warehouse) == [date(2026, 11, 1)]  # no warehouse yet
+    _load_all(warehouse, landing)
+    assert pending_dates(landing, warehouse) == []
+
+    _write(landing / "orders" / "orders_2026-11-03.jsonl", GOOD_ORDER.replace("O1", "O3") + "\n")
+    assert pending_dates(landing, warehouse) == [date(2026, 11, 3)]
+    _load_all(warehouse, landing)
+    assert pending_dates(landing, warehouse) == []
+
+    payments = next((landing / "payments").iterdir())
+    payments.write_text(
+        payments.read_text() + "P9,O1,capture,1.00,USD,succeeded,2026-11-01T12:00:00Z,,card\n"
+    )
+    assert pending_dates(landing, warehouse) == [date(2026, 11, 1)]  # a re-delivery, other size
+    _load_all(warehouse, landing)
+    assert pending_dates(landing, warehouse) == []
+    future = time.time() + 60
+    os.utime(payments, (future, future))  # same size, modified after its load
+    assert pending_dates(landing, warehouse) == [date(2026, 11, 1)]

@@ -4,7 +4,8 @@
     loaded_at is the watermark, stored on every row as loaded_through) and, for each key those rows
     touch, re-resolves the key from ALL its raw rows, so "the later delivery wins" holds whatever
     order files arrive in. A corrected file (status 'replaced') can take rows away: keys whose winning
-    raw row vanished are re-resolved too, and the post-hook deletes those with no raw row left. -#}
+    raw row vanished are re-resolved too, and the post-hook deletes those with no raw row left. A raw
+    row is identified by (load_id, source_file, line_number): a corrected file reuses line numbers. -#}
 
 {#- Engines differ in how an incremental model replaces rows. DuckDB: delete+insert by unique_key, and
     the incremental branches below read only the keys new loads touched. Spark without Delta/Iceberg has no
@@ -51,16 +52,23 @@
     where current_rows.source_file in ({{ replaced_files_since_watermark() }})
       and not exists (
           select 1 from {{ raw_relation }} as raw_rows
-          where raw_rows.source_file = current_rows.source_file and raw_rows.line_number = current_rows.line_number
+          where raw_rows.load_id = current_rows.load_id
+            and raw_rows.source_file = current_rows.source_file
+            and raw_rows.line_number = current_rows.line_number
       )
 {%- endmacro %}
 
 {% macro delete_rows_without_raw_row(raw_relation) -%}
     {%- if keyed_incremental() -%}
-    delete from {{ this }}
-    where source_file in (select file_name from {{ source('raw', 'load_manifest') }} where status = 'replaced')
-      and (source_file || ':' || cast(line_number as {{ string_type() }})) not in (
-          select raw_rows.source_file || ':' || cast(raw_rows.line_number as {{ string_type() }}) from {{ raw_relation }} as raw_rows
+    delete from {{ this }} as current_rows
+    where current_rows.source_file in (
+            select file_name from {{ source('raw', 'load_manifest') }} where status = 'replaced'
+        )
+      and not exists (
+          select 1 from {{ raw_relation }} as raw_rows
+          where raw_rows.load_id = current_rows.load_id
+            and raw_rows.source_file = current_rows.source_file
+            and raw_rows.line_number = current_rows.line_number
       )
     {%- else -%}
     select 1
@@ -74,6 +82,29 @@
 {% macro delete_events_of_vanished_orders() -%}
     {%- if keyed_incremental() -%}
     delete from {{ this }} where order_id not in (select order_id from {{ ref('int_orders_current') }})
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Order-keyed incremental models downstream of an order-keyed model `upstream` (one that stamps every
+    row it rewrites with loaded_through): a run rebuilds every order whose upstream rows were rewritten
+    since this model's own watermark, all of the order's rows at once (delete+insert by order_id). -#}
+{% macro orders_rewritten_in(upstream) -%}
+    select distinct order_id
+    from {{ upstream }}
+    where loaded_through > (select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from {{ this }})
+{%- endmacro %}
+
+{#- Post-hook of those models: delete the rows of orders that left `upstream`, and rows older than their
+    order's upstream rows (an order rebuilt into fewer rows, e.g. a new version with fewer lines). -#}
+{% macro delete_stale_order_rows(upstream) -%}
+    {%- if keyed_incremental() -%}
+    delete from {{ this }} as target
+    where not exists (
+        select 1 from {{ upstream }} as upstream_rows
+        where upstream_rows.order_id = target.order_id and upstream_rows.loaded_through <= target.loaded_through
+    )
     {%- else -%}
     select 1
     {%- endif -%}

@@ -1,4 +1,14 @@
-{#- The lines of each order's current version, with the order's currency and created_at. -#}
+{#- The lines of each order's current version, with the order's currency and created_at.
+    Incremental by order (macros/incremental.sql). -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy=audit_incremental_strategy(),
+        on_schema_change='append_new_columns',
+        post_hook="{{ delete_stale_order_rows(ref('int_order_versions_sequenced')) }}",
+    )
+}}
 with
 
 orders as (
@@ -6,9 +16,14 @@ orders as (
         order_id,
         currency,
         created_at,
-        updated_at
+        updated_at,
+        loaded_through
     from {{ ref('int_order_versions_sequenced') }}
-    where is_current
+    where
+        is_current
+        {%- if keyed_incremental() %}
+        and order_id in ({{ orders_rewritten_in(ref('int_order_versions_sequenced')) }})
+        {%- endif %}
 ),
 
 lines as (
@@ -22,6 +37,9 @@ lines as (
         unit_price,
         line_discount_amount
     from {{ ref('stg_storefront__order_lines') }}
+    {%- if keyed_incremental() %}
+    where order_id in (select order_id from orders)
+    {%- endif %}
 ),
 
 final as (
@@ -34,7 +52,8 @@ final as (
         lines.unit_price,
         lines.line_discount_amount,
         orders.currency,
-        orders.created_at
+        orders.created_at,
+        orders.loaded_through
     from lines
     inner join orders
         on

@@ -1,4 +1,14 @@
-{#- Every clean order version in updated_at order, with the status before it and the current flag. -#}
+{#- Every clean order version in updated_at order, with the status before it and the current flag.
+    Incremental by order (macros/incremental.sql). -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy=audit_incremental_strategy(),
+        on_schema_change='append_new_columns',
+        post_hook="{{ delete_stale_order_rows(ref('stg_storefront__orders')) }}",
+    )
+}}
 with
 
 versions as (
@@ -18,8 +28,12 @@ versions as (
         channel,
         load_id,
         source_file,
-        line_number
+        line_number,
+        loaded_through
     from {{ ref('stg_storefront__orders') }}
+    {%- if keyed_incremental() %}
+    where order_id in ({{ orders_rewritten_in(ref('stg_storefront__orders')) }})
+    {%- endif %}
 ),
 
 final as (
@@ -42,7 +56,8 @@ final as (
         count(*) over (partition by order_id) as version_count,
         load_id,
         source_file,
-        line_number
+        line_number,
+        loaded_through
     from versions
 )
 
@@ -66,5 +81,6 @@ select
     version_number = version_count as is_current,
     load_id,
     source_file,
-    line_number
+    line_number,
+    loaded_through
 from final

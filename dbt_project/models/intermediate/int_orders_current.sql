@@ -1,4 +1,14 @@
-{#- The current version of every order with its line totals (lines of that version only). -#}
+{#- The current version of every order with its line totals (lines of that version only).
+    Incremental by order (macros/incremental.sql). -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy=audit_incremental_strategy(),
+        on_schema_change='append_new_columns',
+        post_hook="{{ delete_stale_order_rows(ref('int_order_versions_sequenced')) }}",
+    )
+}}
 with
 
 current_versions as (
@@ -16,9 +26,14 @@ current_versions as (
         total_amount,
         refunded_amount,
         channel,
-        version_count
+        version_count,
+        loaded_through
     from {{ ref('int_order_versions_sequenced') }}
-    where is_current
+    where
+        is_current
+        {%- if keyed_incremental() %}
+        and order_id in ({{ orders_rewritten_in(ref('int_order_versions_sequenced')) }})
+        {%- endif %}
 ),
 
 lines as (
@@ -29,6 +44,9 @@ lines as (
         unit_price,
         line_discount_amount
     from {{ ref('stg_storefront__order_lines') }}
+    {%- if keyed_incremental() %}
+    where order_id in (select order_id from current_versions)
+    {%- endif %}
 ),
 
 line_totals as (
@@ -66,7 +84,8 @@ final as (
         current_versions.channel,
         current_versions.order_status in (
             'paid', 'partially_fulfilled', 'fulfilled', 'partially_refunded', 'refunded'
-        ) as is_paid_or_later
+        ) as is_paid_or_later,
+        current_versions.loaded_through
     from current_versions
     inner join line_totals on current_versions.order_id = line_totals.order_id
 )

@@ -1,4 +1,14 @@
-{#- The lines of every order version kept by stg_storefront__orders (same file and line number). -#}
+{#- The lines of every order version kept by stg_storefront__orders (same file and line number).
+    Incremental by order: the lines of every order whose versions were rewritten since the last run. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy=audit_incremental_strategy(),
+        on_schema_change='append_new_columns',
+        post_hook="{{ delete_stale_order_rows(ref('stg_storefront__orders')) }}",
+    )
+}}
 with
 
 versions as (
@@ -6,8 +16,12 @@ versions as (
         order_id,
         updated_at,
         source_file,
-        line_number
+        line_number,
+        loaded_through
     from {{ ref('stg_storefront__orders') }}
+    {%- if keyed_incremental() %}
+    where order_id in ({{ orders_rewritten_in(ref('stg_storefront__orders')) }})
+    {%- endif %}
 ),
 
 source as (
@@ -32,7 +46,8 @@ final as (
         {{ trimmed_id('source.sku') }} as sku,
         cast(trim(source.quantity) as bigint) as quantity,
         {{ money('source.unit_price') }} as unit_price,
-        {{ money('source.discount_amount', optional=true) }} as line_discount_amount
+        {{ money('source.discount_amount', optional=true) }} as line_discount_amount,
+        versions.loaded_through
     from source
     inner join versions
         on

@@ -1,7 +1,23 @@
 {#- One row per order version (order_id, updated_at as a UTC instant); where several lines carry the
-    same version, the later delivery (extract date, file name, line number) wins. -#}
+    same version, the later delivery (extract date, file name, line number) wins. Incremental by order:
+    a run re-resolves every version of each order that new loads touch (macros/incremental.sql). -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy=audit_incremental_strategy(),
+        on_schema_change='append_new_columns',
+        post_hook="{{ delete_rows_without_raw_row(source('raw', 'orders')) }}",
+    )
+}}
 with
 
+{% if keyed_incremental() -%}
+touched as (
+    {{ touched_keys(source('raw', 'orders'), 'order_id', trimmed_id('order_id')) }}
+),
+
+{% endif -%}
 source as (
     select
         load_id,
@@ -22,6 +38,9 @@ source as (
         refunded_amount,
         channel
     from {{ source('raw', 'orders') }}
+    {%- if keyed_incremental() %}
+    where {{ trimmed_id('order_id') }} in (select order_id from touched)
+    {%- endif %}
 ),
 
 typed as (
@@ -71,7 +90,8 @@ final as (
         load_id,
         source_file,
         extract_date,
-        line_number
+        line_number,
+        {{ loaded_through() }} as loaded_through
     from ranked
     where delivery_rank = 1
 )

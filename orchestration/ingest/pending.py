@@ -1,0 +1,71 @@
+"""Extract dates whose landing files the warehouse has not loaded as they are now.
+
+A dated landing file is settled when the manifest's latest entry for its (source, file name) has the
+file's size and was written after the file was last modified: the rule of the landing sensor, against
+the manifest instead of a cursor. Every other file (new, or changed in size or modification time
+since its load) makes its extract date pending. Loading a pending date still compares SHA-256
+digests, so a file touched without change is recorded as a skipped duplicate, nothing more.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from orchestration.duck import connect, scalar
+from orchestration.ingest.landing import landing_files
+from orchestration.ingest.sources import SOURCES
+
+_SETTLED_FILES = """
+with landing(source, file_name, file_size, modified_at) as (values {rows}),
+latest as (
+    select source, file_name, file_size, loaded_at,
+           row_number() over (partition by source, file_name order by loaded_at desc, rowid desc) as delivery_rank
+    from raw.load_manifest
+)
+select landing.source, landing.file_name
+from landing
+join latest
+    on latest.delivery_rank = 1
+    and latest.source = landing.source
+    and latest.file_name = landing.file_name
+    and latest.file_size = landing.file_size
+    and latest.loaded_at > landing.modified_at
+"""
+
+
+def pending_dates(extracts_dir: Path, warehouse: Path) -> list[date]:
+    """Sorted extract dates with a dated landing file that is new or changed since it was loaded."""
+    files = {
+        (spec.name, landing.file_name): landing
+        for spec in SOURCES.values()
+        for landing in landing_files(extracts_dir, spec)
+        if landing.extract_date is not None
+    }
+    settled: set[tuple[str, str]] = set()
+    if files and warehouse.exists():
+        rows, parameters = [], []
+        for (source, file_name), landing in files.items():
+            stat = landing.path.stat()
+            modified_at = datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None)
+            rows.append("(?, ?, ?::bigint, ?::timestamp)")
+            parameters += [source, file_name, stat.st_size, modified_at]
+        con = connect(warehouse, read_only=True)
+        try:
+            has_manifest = scalar(
+                con,
+                "select count(*) from information_schema.tables"
+                " where table_schema = 'raw' and table_name = 'load_manifest'",
+            )
+            if has_manifest:
+                query = _SETTLED_FILES.format(rows=", ".join(rows))
+                settled = {(str(s), str(f)) for s, f in con.execute(query, parameters).fetchall()}
+        finally:
+            con.close()
+    return sorted(
+        {
+            landing.extract_date
+            for key, landing in files.items()
+            if key not in settled and landing.extract_date
+        }
+    )
