@@ -19,6 +19,7 @@ from quality_fixtures import build_warehouse, corrupted_copy, query
 from orchestration.quality import gx_patch
 from orchestration.quality.checks import build_quality_checks
 from orchestration.quality.config import ThresholdLimits
+from orchestration.quality.launcher import prewarm, validate_in_subprocess
 from orchestration.quality.resource import GxValidator
 from orchestration.quality.results import RESULTS_DDL, ExpectationOutcome, all_passed_since
 from orchestration.quality.runner import validate
@@ -513,6 +514,28 @@ def test_all_passed_since_is_the_oldest_last_pass() -> None:
     assert all_passed_since(con, ["a", "b"]) == datetime(2026, 11, 1, 10)  # a's failure keeps its loads in
     assert all_passed_since(con, ["b"]) == datetime(2026, 11, 3, 10)
     assert all_passed_since(con, ["a", "never_ran"]) is None  # one never passed: read everything
+
+
+# ------------------------------------------------------------------ the child process
+
+
+def test_validation_child_gets_the_callers_environment_and_can_time_out(
+    clean: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prewarm()  # the fork server starts with the environment as it is now...
+    monkeypatch.setenv("ORDER_AUDIT_MAX_EXCEPTION_SHARE", "0")  # ...and the child must see this
+    specs = load_specs(only=["exception_share_under_limit"])
+    launch = validate_in_subprocess(clean, specs, run_id="t", stage="mart", build_docs=False)
+    assert launch.returncode == 0, launch.stderr  # a WARN expectation failing does not fail the stage
+    assert launch.report.parameters["suite_parameters"]["max_exception_share"] == 0.0
+    (outcome,) = launch.report.outcomes
+    assert not outcome.success and outcome.observed_value > 0
+
+    late = validate_in_subprocess(
+        clean, specs, run_id="t", stage="mart", build_docs=False, timeout_seconds=0.001
+    )
+    assert late.returncode is None
+    assert not late.report.outcomes[0].success and "timed out" in (late.report.outcomes[0].exception or "")
 
 
 # ------------------------------------------------------------------ Dagster: blocking checks and the results table
