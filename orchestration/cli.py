@@ -92,6 +92,9 @@ def _run(args: argparse.Namespace) -> int:
         from orchestration.generator import generate
 
         generate(settings.extracts_dir)
+    from orchestration.quality.launcher import prewarm
+
+    prewarm()  # GX imports in the fork server while Dagster and the definitions load here
     from orchestration.transform.project import prepare_manifest
 
     prepare_manifest()

@@ -35,7 +35,7 @@ class Settings:
             serving_db=_path(
                 "ORDER_AUDIT_SERVING_DB", PROJECT_ROOT / "data" / "serving" / "order_audit.duckdb"
             ),
-            duckdb_memory_limit=os.environ.get("ORDER_AUDIT_DUCKDB_MEMORY_LIMIT", "3GB"),
+            duckdb_memory_limit=os.environ.get("ORDER_AUDIT_DUCKDB_MEMORY_LIMIT", "2560MB"),
             duckdb_threads=int(os.environ.get("ORDER_AUDIT_DUCKDB_THREADS", "2")),
             first_extract_date=os.environ.get("ORDER_AUDIT_FIRST_EXTRACT_DATE", "2026-10-01"),
             freshness_max_days=int(os.environ.get("ORDER_AUDIT_FRESHNESS_MAX_DAYS", "2")),
