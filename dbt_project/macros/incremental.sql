@@ -97,13 +97,19 @@
 {%- endmacro %}
 
 {#- Post-hook of those models: delete the rows of orders that left `upstream`, and rows older than their
-    order's upstream rows (an order rebuilt into fewer rows, e.g. a new version with fewer lines). -#}
+    order's upstream rows (an order rebuilt into fewer rows, e.g. a new version with fewer lines). An
+    order's upstream rows are rewritten together, so its oldest upstream stamp is the one to compare. -#}
 {% macro delete_stale_order_rows(upstream) -%}
     {%- if keyed_incremental() -%}
-    delete from {{ this }} as target
-    where not exists (
-        select 1 from {{ upstream }} as upstream_rows
-        where upstream_rows.order_id = target.order_id and upstream_rows.loaded_through <= target.loaded_through
+    delete from {{ this }}
+    where rowid in (
+        select target.rowid
+        from {{ this }} as target
+        left join (
+            select order_id, min(loaded_through) as loaded_through from {{ upstream }} group by order_id
+        ) as upstream_orders
+            on upstream_orders.order_id = target.order_id
+        where upstream_orders.order_id is null or upstream_orders.loaded_through > target.loaded_through
     )
     {%- else -%}
     select 1
