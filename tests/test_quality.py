@@ -466,8 +466,9 @@ def test_threshold_limits_from_file_and_environment(tmp_path: Path) -> None:
 
 
 def test_raw_validation_can_read_only_the_newest_loads(clean: Path, tmp_path: Path) -> None:
-    """Orders loaded in two loads (the last extract date a day after the others), a bad status in each:
-    both found when every raw row is read, only the newer one when reading the loads after the older."""
+    """Orders loaded in two loads (the last extract date a day after the others), a bad status in each
+    and an old row copied into the newer load: both statuses found when every raw row is read, only the
+    newer one when reading the loads after the older; the duplicate across loads is found either way."""
     last_day = "(select max(extract_date) from raw.orders)"
     older = "extract_date < " + last_day
     copy = corrupted_copy(
@@ -479,6 +480,9 @@ def test_raw_validation_can_read_only_the_newest_loads(clean: Path, tmp_path: Pa
             f"update raw.orders set load_id = 'older' where {older}",
             "update raw.orders set status = 'lost' where rowid in"
             " (select min(rowid) from raw.orders group by load_id = 'older')",
+            # an old row copied into the newer load: a duplicate (file, line) that spans two loads
+            "insert into raw.orders select * replace ((select max(load_id) from raw.orders) as load_id)"
+            " from raw.orders where rowid = (select max(rowid) from raw.orders where load_id = 'older')",
         ],
     )
     older_loaded_at, raw_rows, newer_rows = query(
@@ -488,10 +492,11 @@ def test_raw_validation_can_read_only_the_newest_loads(clean: Path, tmp_path: Pa
     )[0]
     names = ["raw_orders_status_accepted", "raw_orders_line_unique_per_file"]
     everything = run(copy, names)
-    assert_fails(everything, {"raw_orders_status_accepted": 2, "raw_orders_line_unique_per_file": 0})
+    assert_fails(everything, {"raw_orders_status_accepted": 2, "raw_orders_line_unique_per_file": 2})
     assert everything["raw_orders_status_accepted"].observed_value["element_count"] == raw_rows
     scoped = run(copy, names, loaded_after=older_loaded_at)
-    assert_fails(scoped, {"raw_orders_status_accepted": 1, "raw_orders_line_unique_per_file": 0})
+    # Row-local checks read the newer load only; the uniqueness check still reads every row.
+    assert_fails(scoped, {"raw_orders_status_accepted": 1, "raw_orders_line_unique_per_file": 2})
     assert scoped["raw_orders_status_accepted"].observed_value["element_count"] == newer_rows < raw_rows
 
 

@@ -62,15 +62,27 @@ class _Group:
     suite: str
     batch: Batch
     kind: str
+    new_loads_only: bool = False
+
+    @property
+    def batch_key(self) -> str:
+        return f"{self.batch.name}.new_loads" if self.new_loads_only else self.batch.name
 
     @property
     def gx_suite_name(self) -> str:
-        name = f"{self.suite}.{self.batch.name.removeprefix('query:')}"
+        name = f"{self.suite}.{self.batch_key.removeprefix('query:')}"
         return f"{name}.sql" if self.kind == SQL_KIND else name
 
 
 def _kind(spec: ExpectationSpec) -> str:
     return SQL_KIND if spec.type == "unexpected_rows_expectation" else COLUMN_KIND
+
+
+def is_row_local(spec: ExpectationSpec) -> bool:
+    """Whether each row passes or fails on its own values (so old rows need not be read again)."""
+    return (
+        spec.type.startswith("expect_column_values_to_") and spec.type != "expect_column_values_to_be_unique"
+    )
 
 
 def _docs_site(docs_dir: Path) -> dict[str, Any]:
@@ -81,17 +93,23 @@ def _docs_site(docs_dir: Path) -> dict[str, Any]:
     }
 
 
-def scoped_raw_query(batch: Batch, loaded_after: datetime | None) -> str | None:
-    """The rows of a raw table loaded after `loaded_after` (None: the batch is not scoped).
+def scopable(batch: Batch) -> bool:
+    """A raw landing table (not the manifest): its rows can be read per load."""
+    return (
+        batch.table is not None
+        and batch.schema_and_table[0] == "raw"
+        and batch.schema_and_table[1] != MANIFEST_TABLE
+    )
 
-    Raw rows never change once loaded (a re-delivered file is a new load), so rows validated by an
-    earlier run need not be read again. The manifest itself is always read whole.
+
+def scoped_raw_query(batch: Batch, loaded_after: datetime) -> str:
+    """The rows of a raw landing table loaded after `loaded_after`.
+
+    Raw rows never change once loaded (a re-delivered file is a new load), so row-local expectations
+    (not null, accepted values) need not read rows an earlier run validated. Expectations that compare
+    rows (uniqueness, joins, conservation) always read whole tables: a duplicate can span two loads.
     """
-    if loaded_after is None or batch.table is None:
-        return None
     schema, table = batch.schema_and_table
-    if schema != "raw" or table == MANIFEST_TABLE:
-        return None
     return (
         f"select * from raw.{table} where load_id in "
         f"(select load_id from raw.{MANIFEST_TABLE} where loaded_at > timestamp '{loaded_after.isoformat(sep=' ')}')"
@@ -99,14 +117,16 @@ def scoped_raw_query(batch: Batch, loaded_after: datetime | None) -> str | None:
 
 
 def _add_batch(
-    datasource: Any, batch: Batch, sql_parameters: Mapping[str, str], loaded_after: datetime | None
+    datasource: Any, group: _Group, sql_parameters: Mapping[str, str], loaded_after: datetime | None
 ) -> Any:
-    scoped = scoped_raw_query(batch, loaded_after)
+    batch = group.batch
     if batch.query is not None:
         query = string.Template(batch.query).substitute(sql_parameters)
         asset = datasource.add_query_asset(_slug(batch.name), query=query)
-    elif scoped is not None:
-        asset = datasource.add_query_asset(_slug(batch.name), query=scoped)
+    elif group.new_loads_only and loaded_after is not None:
+        asset = datasource.add_query_asset(
+            _slug(group.batch_key), query=scoped_raw_query(batch, loaded_after)
+        )
     else:
         schema, table = batch.schema_and_table
         with warnings.catch_warnings():
@@ -149,7 +169,8 @@ def validate(
 ) -> ValidationReport:
     """Validate `specs` on `warehouse` (read-only); Data Docs into `docs_dir` if given.
 
-    `loaded_after`: raw tables are read only for the loads after this UTC time (`scoped_raw_query`).
+    `loaded_after`: row-local expectations on raw tables read only the loads after this UTC time
+    (`scoped_raw_query`); the others read whole tables.
     """
     if patch:
         gx_patch.apply()
@@ -166,19 +187,20 @@ def validate(
 
     groups: dict[_Group, list[ExpectationSpec]] = defaultdict(list)
     for spec in specs:
-        groups[_Group(spec.suite, spec.batch, _kind(spec))].append(spec)
+        new_loads_only = loaded_after is not None and scopable(spec.batch) and is_row_local(spec)
+        groups[_Group(spec.suite, spec.batch, _kind(spec), new_loads_only)].append(spec)
 
     results: dict[str, ExpectationOutcome] = {}
     definitions: dict[str, list[Any]] = defaultdict(list)
     batch_definitions: dict[str, Any] = {}
     for group, members in groups.items():
         try:
-            if group.batch.name not in batch_definitions:
-                batch_definitions[group.batch.name] = _add_batch(
-                    datasource, group.batch, sql_parameters, loaded_after
+            if group.batch_key not in batch_definitions:
+                batch_definitions[group.batch_key] = _add_batch(
+                    datasource, group, sql_parameters, loaded_after
                 )
             definition = _add_suite(
-                context, group, members, batch_definitions[group.batch.name], sql_parameters
+                context, group, members, batch_definitions[group.batch_key], sql_parameters
             )
             definitions[group.kind].append(definition)
         except Exception as error:  # a missing table or a bad suite entry fails its expectations only

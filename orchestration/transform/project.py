@@ -6,6 +6,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from functools import cached_property
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,10 @@ class OrderAuditDbtCli(DbtCliResource):
     @cached_property
     def _cli_version(self) -> Version:
         if Path(self.dbt_executable).parent == Path(sys.executable).parent:
-            return Version(installed_version("dbt-core"))
+            try:
+                return Version(installed_version("dbt-core"))
+            except PackageNotFoundError:  # another dbt (e.g. Fusion) beside the interpreter: ask it
+                pass
         return super()._cli_version
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
