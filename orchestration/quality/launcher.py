@@ -8,7 +8,7 @@ Importing Great Expectations takes seconds, longer than validating a day of data
 forked from the standard library's fork server (`multiprocessing`'s "forkserver" start method), which
 imports GX once, in the background, from `prewarm()` on (called when a run starts, see
 `GxValidator`): every validation after that starts without the import. A child gets the caller's
-current environment and working directory, not the fork server's.
+current environment (not the fork server's) and runs in the project root, as the CLI does.
 """
 
 from __future__ import annotations
