@@ -6,6 +6,7 @@ and record their results. Real DuckDB files, real GX, real dbt, no mocks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +23,7 @@ from orchestration.quality.config import ThresholdLimits
 from orchestration.quality.launcher import prewarm, validate_in_subprocess
 from orchestration.quality.resource import GxValidator
 from orchestration.quality.results import RESULTS_DDL, ExpectationOutcome, all_passed_since
-from orchestration.quality.runner import validate
+from orchestration.quality.runner import ALL_ROWS, NEW_FILES, NEW_LOADS, raw_scope, validate
 from orchestration.quality.suites import ExpectationSpec, load_specs
 
 SPECS = load_specs()
@@ -466,11 +467,15 @@ def test_threshold_limits_from_file_and_environment(tmp_path: Path) -> None:
 
 
 def test_raw_validation_can_read_only_the_newest_loads(clean: Path, tmp_path: Path) -> None:
-    """Orders loaded in two loads (the last extract date a day after the others), a bad status in each
-    and an old row copied into the newer load: both statuses found when every raw row is read, only the
-    newer one when reading the loads after the older; the duplicate across loads is found either way."""
+    """Orders loaded in two loads (the last extract date a day after the others), a bad status and an
+    order without lines in each, and an old row copied into the newer load: everything is found when
+    every raw row is read; reading after the older load, the newer load's bad status and order without
+    lines are found, the older ones are not, and the duplicate across loads still is (the whole file
+    of the copied row is read)."""
     last_day = "(select max(extract_date) from raw.orders)"
     older = "extract_date < " + last_day
+    first_older_file = "(select min(source_file) from raw.orders where load_id = 'older')"
+    last_older_file = "(select max(source_file) from raw.orders where load_id = 'older')"
     copy = corrupted_copy(
         clean,
         tmp_path / "scoped.duckdb",
@@ -478,26 +483,63 @@ def test_raw_validation_can_read_only_the_newest_loads(clean: Path, tmp_path: Pa
             f"update raw.load_manifest set load_id = 'older', loaded_at = loaded_at - interval 1 day"
             f" where source = 'orders' and {older}",
             f"update raw.orders set load_id = 'older' where {older}",
+            f"update raw.order_lines set load_id = 'older' where {older}",
+            # in each load: a bad status and an order version whose lines are gone (the older one in
+            # a file the newer load does not touch)
             "update raw.orders set status = 'lost' where rowid in"
-            " (select min(rowid) from raw.orders group by load_id = 'older')",
+            f" (select min(rowid) from raw.orders where load_id <> 'older' or source_file = {first_older_file}"
+            "  group by load_id = 'older')",
+            "delete from raw.order_lines where (source_file, line_number) in"
+            " (select (source_file, max(line_number)) from raw.orders"
+            f"  where load_id <> 'older' or source_file = {first_older_file}"
+            "  group by load_id = 'older', source_file"
+            f"  having source_file = {first_older_file} or source_file = (select max(source_file) from raw.orders))",
             # an old row copied into the newer load: a duplicate (file, line) that spans two loads
-            "insert into raw.orders select * replace ((select max(load_id) from raw.orders) as load_id)"
-            " from raw.orders where rowid = (select max(rowid) from raw.orders where load_id = 'older')",
+            "insert into raw.orders select * replace ((select max(load_id) from raw.orders where load_id <> 'older') as load_id)"
+            f" from raw.orders where rowid = (select max(rowid) from raw.orders where source_file = {last_older_file})",
         ],
     )
-    older_loaded_at, raw_rows, newer_rows = query(
+    older_loaded_at, raw_rows, newer_rows, newer_file_rows, untouched_file, two_older_files = query(
         copy,
         "select (select max(loaded_at) from raw.load_manifest where load_id = 'older'),"
-        " (select count(*) from raw.orders), (select count(*) from raw.orders where load_id <> 'older')",
+        " (select count(*) from raw.orders), (select count(*) from raw.orders where load_id <> 'older'),"
+        " (select count(*) from raw.orders where source_file in"
+        "  (select source_file from raw.orders where load_id <> 'older')),"
+        f" {first_older_file}, {first_older_file} < {last_older_file}",
     )[0]
-    names = ["raw_orders_status_accepted", "raw_orders_line_unique_per_file"]
+    assert two_older_files
+    names = ["raw_orders_status_accepted", "raw_orders_line_unique_per_file", "raw_orders_have_lines"]
     everything = run(copy, names)
-    assert_fails(everything, {"raw_orders_status_accepted": 2, "raw_orders_line_unique_per_file": 2})
+    assert_fails(
+        everything,
+        {"raw_orders_status_accepted": 2, "raw_orders_line_unique_per_file": 2, "raw_orders_have_lines": 2},
+    )
     assert everything["raw_orders_status_accepted"].observed_value["element_count"] == raw_rows
+    assert everything["raw_orders_line_unique_per_file"].observed_value["element_count"] == raw_rows
     scoped = run(copy, names, loaded_after=older_loaded_at)
-    # Row-local checks read the newer load only; the uniqueness check still reads every row.
-    assert_fails(scoped, {"raw_orders_status_accepted": 1, "raw_orders_line_unique_per_file": 2})
+    # Row-local checks read the newer load; per-file checks read the files it wrote to, all of them.
+    assert_fails(
+        scoped,
+        {"raw_orders_status_accepted": 1, "raw_orders_line_unique_per_file": 2, "raw_orders_have_lines": 1},
+    )
     assert scoped["raw_orders_status_accepted"].observed_value["element_count"] == newer_rows < raw_rows
+    unique = scoped["raw_orders_line_unique_per_file"].observed_value["element_count"]
+    assert newer_rows < unique == newer_file_rows < raw_rows
+    (missing_lines,) = scoped["raw_orders_have_lines"].unexpected_sample
+    assert missing_lines["source_file"] != untouched_file
+
+
+def test_raw_scope_of_every_expectation() -> None:
+    """Row-local raw checks read new loads, per-file ones the files new loads wrote, the rest all rows."""
+    scopes = {spec.name: raw_scope(spec) for spec in load_specs()}
+    assert scopes["raw_orders_status_accepted"] == scopes["raw_payments_amount_not_null"] == NEW_LOADS
+    assert (
+        scopes["raw_orders_line_unique_per_file"] == scopes["raw_order_lines_belong_to_an_order"] == NEW_FILES
+    )
+    assert scopes["raw_payments_rows_conserved"] == scopes["fact_order_id_unique"] == ALL_ROWS
+    assert {scope for name, scope in scopes.items() if not name.startswith("raw_")} == {ALL_ROWS}
+    (per_file,) = load_specs(only=["raw_orders_have_lines"])
+    assert raw_scope(replace(per_file, meta={**per_file.meta, "raw_scope": "all_rows"})) == ALL_ROWS
 
 
 def test_all_passed_since_is_the_oldest_last_pass() -> None:

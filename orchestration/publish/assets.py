@@ -21,7 +21,13 @@ from orchestration.settings import Settings
 )
 def published_audit_mart(context: AssetExecutionContext, warehouse: DuckDBResource) -> MaterializeResult:
     settings = Settings.from_env()
-    result = publish(settings.warehouse, settings.serving_db, context.run.run_id)
+    result = publish(
+        settings.warehouse,
+        settings.serving_db,
+        context.run.run_id,
+        memory_limit=settings.duckdb_memory_limit,
+        threads=settings.duckdb_threads,
+    )
     context.log.info(
         f"Published {settings.serving_db} ({', '.join(f'{t}: {n}' for t, n in result.row_counts.items())})"
     )

@@ -57,16 +57,19 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_")
 
 
+ALL_ROWS, NEW_LOADS, NEW_FILES = "all_rows", "new_loads", "new_files"
+
+
 @dataclass(frozen=True)
 class _Group:
     suite: str
     batch: Batch
     kind: str
-    new_loads_only: bool = False
+    scope: str = ALL_ROWS
 
     @property
     def batch_key(self) -> str:
-        return f"{self.batch.name}.new_loads" if self.new_loads_only else self.batch.name
+        return self.batch.name if self.scope == ALL_ROWS else f"{self.batch.name}.{self.scope}"
 
     @property
     def gx_suite_name(self) -> str:
@@ -85,12 +88,16 @@ def is_row_local(spec: ExpectationSpec) -> bool:
     )
 
 
-def _docs_site(docs_dir: Path) -> dict[str, Any]:
-    return {
-        "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-    }
+def is_per_file(spec: ExpectationSpec) -> bool:
+    """Whether the expectation compares a row only with rows of its own file, or with whole tables.
+
+    Compound uniqueness keyed by `source_file` (a duplicate group lies within one file), and SQL
+    expectations on a raw table, whose `{batch}` rows are judged on their own or against whole tables
+    named in the query (expectations/README.md).
+    """
+    if spec.type == "expect_compound_columns_to_be_unique":
+        return "source_file" in spec.kwargs.get("column_list", ())
+    return spec.type == "unexpected_rows_expectation"
 
 
 def scopable(batch: Batch) -> bool:
@@ -102,18 +109,49 @@ def scopable(batch: Batch) -> bool:
     )
 
 
-def scoped_raw_query(batch: Batch, loaded_after: datetime) -> str:
-    """The rows of a raw landing table loaded after `loaded_after`.
+def raw_scope(spec: ExpectationSpec) -> str:
+    """Which raw rows an expectation needs when earlier loads were already validated.
 
-    Raw rows never change once loaded (a re-delivered file is a new load), so row-local expectations
-    (not null, accepted values) need not read rows an earlier run validated. Expectations that compare
-    rows (uniqueness, joins, conservation) always read whole tables: a duplicate can span two loads.
+    `meta: {raw_scope: all_rows}` in a suite makes an expectation read every row regardless.
     """
-    schema, table = batch.schema_and_table
-    return (
-        f"select * from raw.{table} where load_id in "
-        f"(select load_id from raw.{MANIFEST_TABLE} where loaded_at > timestamp '{loaded_after.isoformat(sep=' ')}')"
+    if not scopable(spec.batch) or spec.meta.get("raw_scope") == ALL_ROWS:
+        return ALL_ROWS
+    if is_row_local(spec):
+        return NEW_LOADS
+    return NEW_FILES if is_per_file(spec) else ALL_ROWS
+
+
+def _docs_site(docs_dir: Path) -> dict[str, Any]:
+    return {
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }
+
+
+def scoped_raw_query(batch: Batch, loaded_after: datetime, scope: str) -> str:
+    """The rows of a raw landing table that expectations of `scope` need, given loads up to
+    `loaded_after` were validated.
+
+    Raw rows never change once loaded (a re-delivered file is a new load that replaces the file's
+    rows), so row-local expectations (not null, accepted values) read the rows of the newer loads
+    (NEW_LOADS). Per-file comparisons (uniqueness within a file, lines against orders) read every row
+    of each file a newer load wrote to (NEW_FILES): a duplicate group lies within one file, so any
+    group with a new row is read whole, even when the other row came from an older load.
+    """
+    _, table = batch.schema_and_table
+    new_loads = (
+        f"select load_id from raw.{MANIFEST_TABLE}"
+        f" where loaded_at > timestamp '{loaded_after.isoformat(sep=' ')}'"
     )
+    if scope == NEW_LOADS:
+        return f"select * from raw.{table} where load_id in ({new_loads})"
+    if scope == NEW_FILES:
+        return (
+            f"select * from raw.{table} where source_file in"
+            f" (select source_file from raw.{table} where load_id in ({new_loads}))"
+        )
+    raise ValueError(f"no scoped query for scope {scope!r}")
 
 
 def _add_batch(
@@ -123,9 +161,9 @@ def _add_batch(
     if batch.query is not None:
         query = string.Template(batch.query).substitute(sql_parameters)
         asset = datasource.add_query_asset(_slug(batch.name), query=query)
-    elif group.new_loads_only and loaded_after is not None:
+    elif group.scope != ALL_ROWS and loaded_after is not None:
         asset = datasource.add_query_asset(
-            _slug(group.batch_key), query=scoped_raw_query(batch, loaded_after)
+            _slug(group.batch_key), query=scoped_raw_query(batch, loaded_after, group.scope)
         )
     else:
         schema, table = batch.schema_and_table
@@ -169,8 +207,8 @@ def validate(
 ) -> ValidationReport:
     """Validate `specs` on `warehouse` (read-only); Data Docs into `docs_dir` if given.
 
-    `loaded_after`: row-local expectations on raw tables read only the loads after this UTC time
-    (`scoped_raw_query`); the others read whole tables.
+    `loaded_after`: expectations on raw tables read only the loads after this UTC time, or the files
+    those loads wrote (`raw_scope`, `scoped_raw_query`); the others read whole tables.
     """
     if patch:
         gx_patch.apply()
@@ -187,8 +225,8 @@ def validate(
 
     groups: dict[_Group, list[ExpectationSpec]] = defaultdict(list)
     for spec in specs:
-        new_loads_only = loaded_after is not None and scopable(spec.batch) and is_row_local(spec)
-        groups[_Group(spec.suite, spec.batch, _kind(spec), new_loads_only)].append(spec)
+        scope = ALL_ROWS if loaded_after is None else raw_scope(spec)
+        groups[_Group(spec.suite, spec.batch, _kind(spec), scope)].append(spec)
 
     results: dict[str, ExpectationOutcome] = {}
     definitions: dict[str, list[Any]] = defaultdict(list)
