@@ -626,6 +626,8 @@ def test_dagster_checks_block_record_and_build_docs(
     assert unique.blocking and unique.severity.value == "ERROR"
     assert unique.asset_key == AssetKey(["fact_order_audit"])
     assert unique.metadata["unexpected_count"].value == 2
+    sample = unique.metadata["unexpected_sample"].value  # from the second, samples-only pass
+    assert len(sample) == 2 and len(set(sample)) == 1
     assert unique.metadata["expectation"].value == "mart_integrity.fact_order_id_unique"
     money = evaluations["gx_money_conserved_per_currency"].metadata
     assert len(money["unexpected_sample"].value) == 1
@@ -641,3 +643,10 @@ def test_dagster_checks_block_record_and_build_docs(
     assert rows == [("mart", len(SPECS) - raw_count, len(failed), 1), ("raw", raw_count, 0, 1)]
     assert (docs / "index.html").exists()
     assert (docs / "raw" / "index.html").exists() and (docs / "mart" / "index.html").exists()
+    # the failing column check's sample has its own page; passing suites have none
+    sample_pages = {
+        str(path.relative_to(docs / "mart" / "validations")).split("/__none__/")[0]
+        for path in (docs / "mart" / "validations").rglob("*.html")
+        if "samples" in path.parts
+    }
+    assert sample_pages == {"mart_integrity/main/fact_order_audit/samples"}, sample_pages

@@ -1,14 +1,19 @@
 """The project's dbt resource skips dagster-dbt's per-call `dbt --version` probe and adapter: it must
-report the same version as the dbt executable, and the methods it overrides must still exist."""
+report the same version as the dbt executable, and the methods it overrides must still exist. A dbt
+invocation leaves its parse state for the next one, which then parses nothing again."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import time
+from pathlib import Path
 
+import pytest
 from dagster_dbt import DbtCliResource
 
-from orchestration.transform.project import OrderAuditDbtCli, dbt_cli, dbt_executable
+from orchestration.transform.project import OrderAuditDbtCli, dbt_cli, dbt_executable, keep_partial_parse
 
 
 def test_dbt_version_without_the_subprocess_probe_matches_dbt_version() -> None:
@@ -29,3 +34,18 @@ def test_the_overridden_dagster_dbt_internals_still_exist() -> None:
     )
     assert callable(DbtCliResource.__dict__.get("_initialize_dbt_core_adapter"))
     assert dbt_cli()._initialize_dbt_core_adapter([]) is None
+
+
+def test_a_dbt_invocation_leaves_its_parse_state_to_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDER_AUDIT_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    never_seen_vars = json.dumps({"probe": f"{tmp_path.name}-{time.time()}"})  # forces one full parse
+    parsed_paths = []
+    for name in ("first", "second"):
+        invocation = dbt_cli().cli(["parse", "--vars", never_seen_vars], target_path=tmp_path / name)
+        invocation.wait()
+        keep_partial_parse(invocation.target_path)
+        perf_info = json.loads((Path(invocation.target_path) / "perf_info.json").read_text())
+        parsed_paths.append(perf_info["parsed_path_count"])
+    assert parsed_paths[0] > 0 and parsed_paths[1] == 0, parsed_paths

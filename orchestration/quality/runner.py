@@ -3,8 +3,10 @@
 An ephemeral GX context (nothing written but the Data Docs) gets one SQL data source on the
 warehouse file (`duckdb:////abs/path?access_mode=read_only`), one batch per table or query the specs
 name and one GX suite per (suite file, batch, kind). Column-level expectations run in a SUMMARY
-checkpoint (GX then LIMITs its unexpected-value queries to the sample size); SQL
-`unexpected_rows_expectation`s in a COMPLETE one (the only format that returns their rows).
+checkpoint without unexpected values (`partial_unexpected_count` 0: GX's value query becomes a
+`LIMIT 0` that reads nothing, where a passing check used to scan its table a second time for none);
+those that found unexpected values run again in a `<suite>.samples` suite for a sample of them. SQL
+`unexpected_rows_expectation`s run in a COMPLETE checkpoint (the only format that returns their rows).
 
 GX's SQL connection pool keeps the file open until the process ends, so callers that share the
 warehouse with writers run this in a short-lived process (`python -m orchestration.quality.run`).
@@ -44,9 +46,11 @@ DOCS_SITE = "order_audit"
 SQL_KIND, COLUMN_KIND = "sql", "columns"
 MANIFEST_TABLE = "load_manifest"
 RESULT_FORMATS = {
-    COLUMN_KIND: {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE},
+    COLUMN_KIND: {"result_format": "SUMMARY", "partial_unexpected_count": 0},
     SQL_KIND: {"result_format": "COMPLETE"},
 }
+SAMPLES_KIND = "samples"
+SAMPLES_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
 
 
 def read_only_url(warehouse: Path) -> str:
@@ -181,16 +185,42 @@ def _add_suite(
     members: Sequence[ExpectationSpec],
     batch_definition: Any,
     sql_parameters: Mapping[str, str],
+    name_suffix: str = "",
 ) -> Any:
-    suite = gx.ExpectationSuite(name=group.gx_suite_name)
+    name = group.gx_suite_name + name_suffix
+    suite = gx.ExpectationSuite(name=name)
     for spec in members:
         expectation = ExpectationConfiguration(**spec.gx_configuration(sql_parameters)).to_domain_obj()
         expectation.catch_exceptions = True  # one broken expectation must not hide the others
         suite.add_expectation(expectation)
     suite = context.suites.add(suite)
     return context.validation_definitions.add(
-        gx.ValidationDefinition(name=group.gx_suite_name, data=batch_definition, suite=suite)
+        gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
     )
+
+
+def _run_checkpoint(
+    context: AbstractDataContext,
+    name: str,
+    definitions: Sequence[Any],
+    result_format: Mapping[str, Any],
+    suite_parameters: Mapping[str, Any],
+    by_name: Mapping[str, ExpectationSpec],
+) -> dict[str, ExpectationOutcome]:
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(name=name, validation_definitions=list(definitions), result_format=dict(result_format))
+    )
+    run = checkpoint.run(expectation_parameters=dict(suite_parameters))
+    found: dict[str, ExpectationOutcome] = {}
+    for suite_result in run.run_results.values():
+        for result in suite_result.results:
+            name = (result.expectation_config.meta or {})["name"]
+            found[name] = outcomes.from_result(by_name[name], result)
+    return found
+
+
+def _found_unexpected(outcome: ExpectationOutcome) -> bool:
+    return outcome.exception is None and bool(outcome.unexpected_count)
 
 
 def validate(
@@ -248,18 +278,43 @@ def validate(
 
     by_name = {spec.name: spec for spec in specs}
     for kind, kind_definitions in definitions.items():
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name=f"order_audit_{stage}_{kind}",
-                validation_definitions=kind_definitions,
-                result_format=RESULT_FORMATS[kind],
+        results.update(
+            _run_checkpoint(
+                context,
+                f"order_audit_{stage}_{kind}",
+                kind_definitions,
+                RESULT_FORMATS[kind],
+                suite_parameters,
+                by_name,
             )
         )
-        run = checkpoint.run(expectation_parameters=dict(suite_parameters))
-        for suite_result in run.run_results.values():
-            for result in suite_result.results:
-                name = (result.expectation_config.meta or {})["name"]
-                results[name] = outcomes.from_result(by_name[name], result)
+    sample_definitions = []
+    for group, members in groups.items():
+        with_unexpected = [
+            spec for spec in members if spec.name in results and _found_unexpected(results[spec.name])
+        ]
+        if group.kind == COLUMN_KIND and with_unexpected:
+            sample_definitions.append(
+                _add_suite(
+                    context,
+                    group,
+                    with_unexpected,
+                    batch_definitions[group.batch_key],
+                    sql_parameters,
+                    name_suffix=f".{SAMPLES_KIND}",
+                )
+            )
+    if sample_definitions:
+        results.update(
+            _run_checkpoint(
+                context,
+                f"order_audit_{stage}_{SAMPLES_KIND}",
+                sample_definitions,
+                SAMPLES_FORMAT,
+                suite_parameters,
+                by_name,
+            )
+        )
     if docs_dir is not None and definitions:
         context.build_data_docs(site_names=[DOCS_SITE])
     datasource.get_engine().dispose()

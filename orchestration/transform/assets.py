@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, Config
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from orchestration.settings import Settings
-from orchestration.transform.project import dbt_project
+from orchestration.transform.project import dbt_project, keep_partial_parse
 
 
 class AuditConfig(Config):
@@ -43,4 +43,8 @@ def order_audit_dbt_assets(
     dbt_vars = {"audit_as_of": config.as_of, "fulfillment_sla_hours": config.fulfillment_sla_hours}
     # Unit tests are for development and CI (tests/test_dbt_unit.py), not for every production build.
     build = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)]
-    yield from dbt.cli(build, context=context).stream()
+    invocation = dbt.cli(build, context=context)
+    try:
+        yield from invocation.stream()
+    finally:
+        keep_partial_parse(invocation.target_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -50,6 +51,28 @@ class OrderAuditDbtCli(DbtCliResource):
 
 def dbt_cli() -> DbtCliResource:
     return OrderAuditDbtCli(project_dir=dbt_project, dbt_executable=dbt_executable())
+
+
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def keep_partial_parse(invocation_target: Path) -> None:
+    """Make a dbt invocation's parse state the project's, for the next invocation to start from.
+
+    dagster-dbt runs each invocation in its own target directory, seeded with the project's
+    partial_parse.msgpack. That file came from `dbt parse`, without the build's `--vars` and with
+    the profile as it was then, so dbt threw it away and parsed the whole project on every build
+    (2 s here). dbt still checks the file itself (files, vars, profile) and parses in full when any
+    differs, so copying back the newest one is always safe.
+    """
+    source = Path(invocation_target) / PARTIAL_PARSE_FILE
+    if not source.exists():
+        return
+    destination = dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(f".{PARTIAL_PARSE_FILE}.{os.getpid()}")
+    shutil.copyfile(source, temporary)
+    os.replace(temporary, destination)
 
 
 def manifest_is_current() -> bool:
