@@ -6,14 +6,23 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dagster_dbt import DbtCliResource
 
-from orchestration.transform.project import OrderAuditDbtCli, dbt_cli, dbt_executable, keep_partial_parse
+from orchestration.transform.project import (
+    PARTIAL_PARSE_FILE,
+    OrderAuditDbtCli,
+    dbt_cli,
+    dbt_executable,
+    dbt_project,
+    keep_partial_parse,
+)
 
 
 def test_dbt_version_without_the_subprocess_probe_matches_dbt_version() -> None:
@@ -36,6 +45,21 @@ def test_the_overridden_dagster_dbt_internals_still_exist() -> None:
     assert dbt_cli()._initialize_dbt_core_adapter([]) is None
 
 
+@pytest.fixture
+def project_parse_state(tmp_path: Path) -> Iterator[None]:
+    """Put the project's partial_parse.msgpack back afterwards: the test writes its own there."""
+    state = dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE
+    saved = tmp_path / "saved_partial_parse.msgpack"
+    if state.exists():
+        shutil.copyfile(state, saved)
+    yield
+    if saved.exists():
+        shutil.copyfile(saved, state)
+    else:
+        state.unlink(missing_ok=True)
+
+
+@pytest.mark.usefixtures("project_parse_state")
 def test_a_dbt_invocation_leaves_its_parse_state_to_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

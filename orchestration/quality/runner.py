@@ -22,7 +22,7 @@ import string
 import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -305,16 +305,17 @@ def validate(
                 )
             )
     if sample_definitions:
-        results.update(
-            _run_checkpoint(
-                context,
-                f"order_audit_{stage}_{SAMPLES_KIND}",
-                sample_definitions,
-                SAMPLES_FORMAT,
-                suite_parameters,
-                by_name,
-            )
+        sampled = _run_checkpoint(
+            context,
+            f"order_audit_{stage}_{SAMPLES_KIND}",
+            sample_definitions,
+            SAMPLES_FORMAT,
+            suite_parameters,
+            by_name,
         )
+        for name, outcome in sampled.items():  # the first pass's verdict and counts stand
+            if outcome.exception is None:
+                results[name] = replace(results[name], unexpected_sample=outcome.unexpected_sample)
     if docs_dir is not None and definitions:
         context.build_data_docs(site_names=[DOCS_SITE])
     datasource.get_engine().dispose()

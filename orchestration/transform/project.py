@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -16,6 +17,8 @@ from dagster_dbt import DbtCliResource, DbtProject
 from packaging.version import Version
 
 from orchestration.settings import DBT_PROJECT_DIR
+
+logger = logging.getLogger(__name__)
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -69,10 +72,14 @@ def keep_partial_parse(invocation_target: Path) -> None:
     if not source.exists():
         return
     destination = dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE
-    destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.with_name(f".{PARTIAL_PARSE_FILE}.{os.getpid()}")
-    shutil.copyfile(source, temporary)
-    os.replace(temporary, destination)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, destination)
+    except OSError as error:  # only a speed-up: never fail a build over it, nor hide dbt's own error
+        logger.warning("could not keep dbt's parse state (%s): the next build parses in full", error)
+        temporary.unlink(missing_ok=True)
 
 
 def manifest_is_current() -> bool:
