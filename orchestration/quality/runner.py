@@ -96,8 +96,9 @@ def is_per_file(spec: ExpectationSpec) -> bool:
     """Whether the expectation compares a row only with rows of its own file, or with whole tables.
 
     Compound uniqueness keyed by `source_file` (a duplicate group lies within one file), and SQL
-    expectations on a raw table, whose `{batch}` rows are judged on their own or against whole tables
-    named in the query (expectations/README.md).
+    expectations on a raw table, whose `{batch}` rows are judged on their own, against rows of their
+    file, or against rows the loader wrote from the same file in the same transaction (raw.orders
+    and raw.order_lines); any other SQL expectation needs `raw_scope: all_rows` (expectations/README.md).
     """
     if spec.type == "expect_compound_columns_to_be_unique":
         return "source_file" in spec.kwargs.get("column_list", ())
