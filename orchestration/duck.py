@@ -22,6 +22,16 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | Non
     return None if row is None else row[0]
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        scalar(
+            con,
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        )
+    )
+
+
 def sql_string(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 

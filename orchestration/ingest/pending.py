@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from orchestration.duck import connect, scalar
+from orchestration.duck import connect, table_exists
 from orchestration.ingest.landing import landing_files
 from orchestration.ingest.sources import SOURCES
 
@@ -52,12 +52,7 @@ def pending_dates(extracts_dir: Path, warehouse: Path) -> list[date]:
             parameters += [source, file_name, stat.st_size, modified_at]
         con = connect(warehouse, read_only=True)
         try:
-            has_manifest = scalar(
-                con,
-                "select count(*) from information_schema.tables"
-                " where table_schema = 'raw' and table_name = 'load_manifest'",
-            )
-            if has_manifest:
+            if table_exists(con, "raw", "load_manifest"):
                 query = _SETTLED_FILES.format(rows=", ".join(rows))
                 settled = {(str(s), str(f)) for s, f in con.execute(query, parameters).fetchall()}
         finally:

@@ -33,6 +33,7 @@ from uuid import UUID
 
 import duckdb
 
+from orchestration.duck import table_exists
 from orchestration.quality.suites import ExpectationSpec
 
 SAMPLE_SIZE = 10
@@ -165,10 +166,7 @@ def all_passed_since(con: duckdb.DuckDBPyConnection, expectations: Sequence[str]
 
     Data loaded before it has been validated by every one of them.
     """
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'quality' and table_name = 'validation_results'"
-    ).fetchall()[0][0]
-    if not exists or not expectations:
+    if not expectations or not table_exists(con, *RESULTS_TABLE.split(".")):
         return None
     never_passed, passed_since = con.execute(
         f"""
