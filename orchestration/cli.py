@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any, TextIO
 
 from orchestration.settings import PROJECT_ROOT, Settings
 
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
+EXIT_WAREHOUSE_LOCKED = 3  # `order-audit run`: another process held the warehouse for the whole wait
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -57,13 +62,15 @@ def _landing_date_range(settings: Settings) -> tuple[date, date] | None:
     return (min(dates), max(dates)) if dates else None
 
 
-def _default_range(settings: Settings, landing_range: tuple[date, date]) -> tuple[date, date]:
+def _default_range(
+    settings: Settings, landing_range: tuple[date, date], say: Callable[[str], None]
+) -> tuple[date, date]:
     """The extract dates with files new or changed since they were loaded; none: the latest date."""
     from orchestration.ingest.pending import pending_dates
 
     pending = pending_dates(settings.extracts_dir, settings.warehouse)
     if not pending:
-        print("Every landing file is loaded as it is: rebuilding from the latest extract date.")
+        say("Every landing file is loaded as it is: rebuilding from the latest extract date.")
         return landing_range[1], landing_range[1]
     return pending[0], pending[-1]
 
@@ -92,6 +99,74 @@ def _run(args: argparse.Namespace) -> int:
         from orchestration.generator import generate
 
         generate(settings.extracts_dir)
+    import duckdb
+
+    from orchestration.locks import LockHolder, WarehouseLockedError, claim_warehouse
+
+    out = sys.stderr if getattr(args, "json", False) else sys.stdout  # --json: stdout is the summary alone
+
+    def tell_waiting(holder: LockHolder) -> None:
+        print(
+            f"The warehouse {settings.warehouse} is locked by {holder.describe()}: waiting up to"
+            f" {settings.lock_timeout_seconds:g} s (ORDER_AUDIT_LOCK_TIMEOUT_SECONDS) for it to be free.",
+            file=out,
+            flush=True,
+        )
+
+    try:
+        run_lock, waited = claim_warehouse(
+            settings.warehouse, settings.lock_timeout_seconds, on_wait=tell_waiting
+        )
+    except WarehouseLockedError as error:
+        print(f"order-audit run did not start: {error}", file=out)
+        return EXIT_WAREHOUSE_LOCKED
+    except (OSError, duckdb.Error) as error:  # no space left for a new file, not a DuckDB file, ...
+        print(
+            f"order-audit run did not start: cannot open the warehouse {settings.warehouse} for writing: {error}",
+            file=out,
+        )
+        return 1
+    if waited:
+        print(f"The warehouse was free after {waited:.1f} s.", file=out, flush=True)
+    try:
+        return _run_job(args, settings)
+    finally:
+        run_lock.release()
+
+
+def _run_job(args: argparse.Namespace, settings: Settings) -> int:
+    """The run itself, holding the warehouse's run lock (`orchestration.locks`).
+
+    Unless `--verbose`, everything the run's libraries print (Dagster's events, dbt's node log, GX)
+    goes to a log file in `$DAGSTER_HOME/logs/`, and the terminal shows a line per stage (on stderr with
+    `--json`, whose stdout is the summary alone).
+    """
+    from orchestration.runlog import new_log_path, output_to
+
+    if args.verbose:
+        outcome = _execute(args, settings, terminal=None, log_file=None)
+    else:
+        log_file = new_log_path(ensure_dagster_home() / "logs")
+        with output_to(log_file, terminal_fd=2 if args.json else 1) as terminal:
+            outcome = _execute(args, settings, terminal=terminal, log_file=log_file)
+    if isinstance(outcome, int):
+        return outcome
+    from orchestration.summary import EXIT_CODES, render_text
+
+    print(json.dumps(outcome, default=str, indent=2) if args.json else render_text(outcome))
+    return EXIT_CODES[outcome["outcome"]]
+
+
+def _execute(
+    args: argparse.Namespace, settings: Settings, *, terminal: TextIO | None, log_file: Path | None
+) -> dict[str, Any] | int:
+    """Run the job; returns the run summary, or an exit code when the run could not start."""
+
+    def say(text: str) -> None:
+        stream = terminal or (sys.stderr if args.json else sys.stdout)
+        stream.write(text + "\n")
+        stream.flush()
+
     from orchestration.quality.launcher import prewarm
 
     prewarm()  # GX imports in the fork server while Dagster and the definitions load here
@@ -99,7 +174,9 @@ def _run(args: argparse.Namespace) -> int:
 
     prepare_manifest()
     from orchestration.definitions import defs
-    from orchestration.summary import print_run_summary
+    from orchestration.progress import RunProgress
+    from orchestration.summary import collect_run_summary
+    from orchestration.transform.assets import order_audit_dbt_assets
 
     run_config: dict[str, object] = {}
     if args.as_of or args.sla_hours is not None:
@@ -111,37 +188,45 @@ def _run(args: argparse.Namespace) -> int:
         run_config = {"ops": {"order_audit_dbt_assets": {"config": audit_config}}}
     landing_range = _landing_date_range(settings)
     if landing_range is None:
-        print(f"No landing file in {settings.extracts_dir} is named <source>_<YYYY-MM-DD>[_<part>].<ext>.")
+        say(f"No landing file in {settings.extracts_dir} is named <source>_<YYYY-MM-DD>[_<part>].<ext>.")
         return 2
     given_first = date.fromisoformat(args.first) if args.first else None
     given_last = date.fromisoformat(args.last) if args.last else None
     if given_first and given_last:
         first, last = given_first, given_last
     else:
-        pending_first, pending_last = _default_range(settings, landing_range)
+        pending_first, pending_last = _default_range(settings, landing_range, say)
         first = given_first or (min(pending_first, given_last) if given_last else pending_first)
         last = given_last or max(pending_last, first)
     if first > last:
-        print(f"--from {first} is after --to {last}.")
+        say(f"--from {first} is after --to {last}.")
         return 2
     if first < date.fromisoformat(settings.first_extract_date):
-        print(
+        say(
             f"Landing files are dated from {first}, before ORDER_AUDIT_FIRST_EXTRACT_DATE={settings.first_extract_date}."
         )
         return 2
     job = defs.resolve_job_def("order_audit_job")
-    print(f"Running order_audit_job over extract dates {first} to {last}.")
+    say(f"Running order_audit_job over extract dates {first} to {last}.")
+    instance = dagster_instance()
+    run_id = str(uuid.uuid4())
+    if terminal is not None:
+        dbt_nodes = len(order_audit_dbt_assets.keys) + len(order_audit_dbt_assets.check_keys)
+        progress = RunProgress(terminal, planned_dbt_nodes=dbt_nodes)
+        instance.add_event_listener(run_id, progress)
     result = job.execute_in_process(
-        instance=dagster_instance(),
+        instance=instance,
         run_config=run_config,
         raise_on_error=False,
+        run_id=run_id,
         tags={
             "dagster/asset_partition_range_start": first.isoformat(),
             "dagster/asset_partition_range_end": last.isoformat(),
         },
     )
-    print_run_summary(settings, result)
-    return 0 if result.success else 1
+    if terminal is not None:
+        progress.finish()
+    return collect_run_summary(settings, result, log_file=log_file)
 
 
 def _sql(args: argparse.Namespace) -> int:
@@ -215,7 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", help="landing folder (default: ORDER_AUDIT_EXTRACTS_DIR or data/extracts)")
     gen.set_defaults(handler=_generate)
 
-    run = commands.add_parser("run", help="materialize every asset in-process through Dagster")
+    run = commands.add_parser(
+        "run",
+        help="materialize every asset in-process through Dagster",
+        epilog="Exit status: 0 the run succeeded and published; 1 a step failed; 2 bad arguments or no dated"
+        f" landing file; {EXIT_WAREHOUSE_LOCKED} the warehouse stayed locked by another process (a duckdb shell"
+        " or Python session holding it open, even read-only, or another run) for"
+        " ORDER_AUDIT_LOCK_TIMEOUT_SECONDS (default 60), nothing was run; 4 a blocking check failed, nothing"
+        " was published.",
+    )
     run.add_argument("--as-of", help="audit as-of time, UTC (default: latest clean event)")
     run.add_argument("--sla-hours", type=float, help="fulfillment SLA in hours (default 72)")
     run.add_argument(
@@ -227,6 +320,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--to",
         dest="last",
         help="last extract date to load (default: the latest date with a file new or changed since its load)",
+    )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Dagster's, dbt's and GX's full logs on the terminal instead of a line per stage",
+    )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run summary as JSON on stdout (progress lines go to stderr)",
     )
     run.set_defaults(handler=_run)
 

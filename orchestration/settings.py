@@ -26,6 +26,7 @@ class Settings:
     duckdb_threads: int
     first_extract_date: str
     freshness_max_days: int
+    lock_timeout_seconds: float  # how long `order-audit run` waits for the warehouse to be free
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -39,4 +40,5 @@ class Settings:
             duckdb_threads=int(os.environ.get("ORDER_AUDIT_DUCKDB_THREADS", "2")),
             first_extract_date=os.environ.get("ORDER_AUDIT_FIRST_EXTRACT_DATE", "2026-10-01"),
             freshness_max_days=int(os.environ.get("ORDER_AUDIT_FRESHNESS_MAX_DAYS", "2")),
+            lock_timeout_seconds=float(os.environ.get("ORDER_AUDIT_LOCK_TIMEOUT_SECONDS", "60")),
         )

@@ -1,7 +1,13 @@
-"""What `order-audit` prints: the run summary and query results, always over read-only connections."""
+"""What `order-audit` prints: the run summary and query results, always over read-only connections.
+
+The run summary is collected once (`collect_run_summary`) and rendered as text for people or as JSON
+for schedulers (`order-audit run --json`). Its `outcome` is `succeeded`, `blocked` (a blocking check
+failed, so nothing was published) or `failed` (a step raised); `EXIT_CODES` maps it to the exit code.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,91 +16,215 @@ import duckdb
 from orchestration.duck import connect
 from orchestration.settings import Settings
 
+SAMPLE_LINES = 3
+EXIT_CODES = {"succeeded": 0, "failed": 1, "blocked": 4}
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
-    return con.execute(sql).fetchall()
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    return con.execute(sql, params or []).fetchall()
 
 
-def print_run_summary(settings: Settings, result: Any) -> None:
-    status = "succeeded" if result.success else "FAILED"
-    print(f"\nDagster run {result.run_id} {status}.")
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure and event.event_specific_data is not None:
-                error = getattr(event.event_specific_data, "error", None)
-                if error is not None:
-                    print(f"  {event.step_key}: {error.message.strip().splitlines()[0]}")
-    _print_publish(result, settings)
-    if not settings.warehouse.exists():
-        return
-    con = connect(settings.warehouse, read_only=True)
-    try:
-        loaded = _rows(
-            con,
-            "select source, sum(rows_loaded), sum(rows_quarantined), count(*) filter (where status = 'rejected'),"
-            " count(*) filter (where status = 'skipped_duplicate')"
-            " from raw.load_manifest where load_id = '" + result.run_id + "' group by source order by source",
+def _step_failures(result: Any) -> list[dict[str, str]]:
+    failures = []
+    for event in result.all_events:
+        if event.is_step_failure and event.event_specific_data is not None:
+            error = getattr(event.event_specific_data, "error", None)
+            if error is not None:
+                failures.append({"step": event.step_key, "error": error.message.strip().splitlines()[0]})
+    return failures
+
+
+def _dbt_checks(result: Any) -> list[dict[str, Any]]:
+    """dbt tests that did not pass (asset checks other than GX's, which come with samples from GX)."""
+    checks = []
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed or evaluation.check_name.startswith("gx_"):
+            continue
+        failed_rows = evaluation.metadata.get("dagster_dbt/failed_row_count")
+        checks.append(
+            {
+                "test": evaluation.check_name,
+                "asset": "/".join(evaluation.asset_key.path),
+                "severity": evaluation.severity.value,
+                "failing_rows": None if failed_rows is None else int(failed_rows.value),
+            }
         )
-        print("\nRaw loading (this run):")
-        print(
-            f"  {'source':<22}{'loaded':>10}{'quarantined':>13}{'rejected files':>16}{'unchanged files':>17}"
+    return checks
+
+
+def _published(result: Any) -> bool:
+    return any(
+        event.is_step_success and event.step_key and event.step_key.startswith("published")
+        for event in result.all_events
+    )
+
+
+def _outcome(result: Any, dbt_checks: list[dict[str, Any]], gx_failures: list[dict[str, Any]]) -> str:
+    if result.success:
+        return "succeeded"
+    blocking_failed = any(check["severity"] == "ERROR" for check in dbt_checks) or any(
+        failure["severity"] == "ERROR" for failure in gx_failures
+    )
+    return "blocked" if blocking_failed else "failed"
+
+
+def collect_run_summary(settings: Settings, result: Any, *, log_file: Path | None = None) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "run_id": result.run_id,
+        "published": _published(result),
+        "serving_db": str(settings.serving_db),
+        "log_file": None if log_file is None else str(log_file),
+        "step_failures": [] if result.success else _step_failures(result),
+        "dbt_tests_not_passed": _dbt_checks(result),
+        "loading": [],
+        "rejected_files": [],
+        "orders_audited": {},
+        "gx_suites": [],
+        "gx_failures": [],
+        "open_exceptions": [],
+    }
+    if settings.warehouse.exists():
+        con = connect(settings.warehouse, read_only=True)
+        try:
+            _collect_warehouse(con, result.run_id, summary)
+        finally:
+            con.close()
+    summary["outcome"] = _outcome(result, summary["dbt_tests_not_passed"], summary["gx_failures"])
+    return summary
+
+
+def _collect_warehouse(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict[str, Any]) -> None:
+    tables = {row[0] for row in _rows(con, "select table_name from information_schema.tables")}
+    if "load_manifest" in tables:
+        summary["loading"] = [
+            dict(
+                zip(
+                    ("source", "loaded", "quarantined", "rejected_files", "unchanged_files"), row, strict=True
+                )
+            )
+            for row in _rows(
+                con,
+                "select source, sum(rows_loaded)::bigint, sum(rows_quarantined)::bigint,"
+                " count(*) filter (where status = 'rejected'), count(*) filter (where status = 'skipped_duplicate')"
+                " from raw.load_manifest where load_id = ? group by source order by source",
+                [run_id],
+            )
+        ]
+        summary["rejected_files"] = [
+            {"source": source, "file": file_name, "reason": error}
+            for source, file_name, error in _rows(
+                con,
+                "select source, file_name, error from raw.load_manifest"
+                " where load_id = ? and status = 'rejected' order by source, file_name",
+                [run_id],
+            )
+        ]
+    if "fact_order_audit" in tables:
+        summary["orders_audited"] = dict(
+            _rows(con, "select audit_status, count(*) from fact_order_audit group by 1 order by 1")
         )
-        for source, rows_loaded, rows_quarantined, rejected, unchanged in loaded:
-            print(f"  {source:<22}{rows_loaded:>10}{rows_quarantined:>13}{rejected:>16}{unchanged:>17}")
-        tables = {row[0] for row in _rows(con, "select table_name from information_schema.tables")}
-        if "fact_order_audit" in tables:
-            audited = _rows(con, "select audit_status, count(*) from fact_order_audit group by 1 order by 1")
-            total = sum(count for _, count in audited)
-            print(f"\nOrders audited: {total} (" + ", ".join(f"{s}: {c}" for s, c in audited) + ")")
-        _print_quality(con, result.run_id, tables)
-        if "order_audit_exceptions" in tables:
-            by_code = _rows(
+    if "validation_results" in tables:
+        summary["gx_suites"] = [
+            dict(zip(("suite", "passed", "failed"), row, strict=True))
+            for row in _rows(
+                con,
+                "select suite, count(*) filter (where success), count(*) filter (where not success)"
+                " from quality.validation_results where run_id = ? group by 1 order by 1",
+                [run_id],
+            )
+        ]
+        summary["gx_failures"] = [
+            {
+                "suite": suite,
+                "expectation": expectation,
+                "severity": severity,
+                "unexpected": unexpected,
+                "sample": json.loads(sample or "[]")[:SAMPLE_LINES],
+            }
+            for suite, expectation, severity, unexpected, sample in _rows(
+                con,
+                "select suite, expectation, severity, unexpected_count, unexpected_sample"
+                " from quality.validation_results where run_id = ? and not success"
+                " order by severity, suite, expectation",
+                [run_id],
+            )
+        ]
+    if "order_audit_exceptions" in tables:
+        summary["open_exceptions"] = [
+            dict(zip(("code", "severity", "count"), row, strict=True))
+            for row in _rows(
                 con,
                 "select exception_code, severity, count(*) from order_audit_exceptions where status = 'open'"
                 " group by 1, 2 order by 3 desc, 1",
             )
-            print("Open exceptions by code:")
-            for code, severity, count in by_code:
-                print(f"  {code:<26}{severity:<9}{count:>8}")
-    finally:
-        con.close()
+        ]
 
 
-def _print_quality(con: duckdb.DuckDBPyConnection, run_id: str, tables: set[str]) -> None:
-    if "validation_results" not in tables:
-        return
-    suites = _rows(
-        con,
-        "select suite, count(*) filter (where success), count(*) filter (where not success)"
-        f" from quality.validation_results where run_id = '{run_id}' group by 1 order by 1",
-    )
-    if not suites:
-        return
-    print("Great Expectations suites (this run):")
-    for suite, passed, failed in suites:
-        verdict = "passed" if failed == 0 else "FAILED"
-        print(f"  {suite:<22}{verdict:<8}{passed:>5} passed{failed:>5} failed")
-    failures = _rows(
-        con,
-        "select suite, expectation, severity, unexpected_count from quality.validation_results"
-        f" where run_id = '{run_id}' and not success order by severity, suite, expectation",
-    )
-    for suite, expectation, severity, unexpected in failures:
-        count = "" if unexpected is None else f", {unexpected} unexpected"
-        print(f"  failed: {suite}.{expectation} ({severity}{count})")
+def _compact(row: Any) -> str:
+    """One unexpected row or value on one line: `source_file=a.csv line_number=8 payment_id=P1`."""
+    if isinstance(row, dict):
+        return " ".join(f"{key}={value}" for key, value in row.items())
+    return json.dumps(row)
 
 
-def _print_publish(result: Any, settings: Settings) -> None:
-    published = any(
-        event.is_step_success and event.step_key and event.step_key.startswith("published")
-        for event in result.all_events
-    )
-    if published:
-        print(f"\nPublished the audit mart to {settings.serving_db}")
+def render_text(summary: dict[str, Any]) -> str:
+    headline = {"succeeded": "succeeded", "blocked": "BLOCKED by a failed check", "failed": "FAILED"}
+    lines = [f"\nDagster run {summary['run_id']} {headline[summary['outcome']]}."]
+    for failure in summary["step_failures"]:
+        lines.append(f"  {failure['step']}: {failure['error']}")
+    for check in summary["dbt_tests_not_passed"]:
+        verdict = "failed" if check["severity"] == "ERROR" else "warning"
+        rows = "" if check["failing_rows"] is None else f", {check['failing_rows']} failing rows"
+        lines.append(f"  {verdict}: dbt test {check['test']} on {check['asset']} ({check['severity']}{rows})")
+    if summary["published"]:
+        lines.append(f"\nPublished the audit mart to {summary['serving_db']}")
     else:
-        print(
-            f"\nNothing was published: a blocking check or step failed; {settings.serving_db} is unchanged."
+        lines.append(
+            f"\nNothing was published: a blocking check or step failed; {summary['serving_db']} is unchanged."
         )
+    if summary["loading"]:
+        lines.append("\nRaw loading (this run):")
+        lines.append(
+            f"  {'source':<22}{'loaded':>10}{'quarantined':>13}{'rejected files':>16}{'unchanged files':>17}"
+        )
+        for row in summary["loading"]:
+            lines.append(
+                f"  {row['source']:<22}{row['loaded']:>10}{row['quarantined']:>13}"
+                f"{row['rejected_files']:>16}{row['unchanged_files']:>17}"
+            )
+        for rejected in summary["rejected_files"]:
+            lines.append(f"  rejected: {rejected['file']}: {rejected['reason']}")
+    audited = summary["orders_audited"]
+    if audited:
+        counts = ", ".join(f"{status}: {count}" for status, count in audited.items())
+        lines.append(f"\nOrders audited: {sum(audited.values())} ({counts})")
+    if summary["gx_suites"]:
+        lines.append("Great Expectations suites (this run):")
+        for suite in summary["gx_suites"]:
+            verdict = "passed" if suite["failed"] == 0 else "FAILED"
+            lines.append(
+                f"  {suite['suite']:<22}{verdict:<8}{suite['passed']:>5} passed{suite['failed']:>5} failed"
+            )
+        for failure in summary["gx_failures"]:
+            count = "" if failure["unexpected"] is None else f", {failure['unexpected']} unexpected"
+            lines.append(
+                f"  failed: {failure['suite']}.{failure['expectation']} ({failure['severity']}{count})"
+            )
+            lines.extend(f"    e.g. {_compact(row)}" for row in failure["sample"])
+    if summary["open_exceptions"]:
+        lines.append("Open exceptions by code:")
+        for row in summary["open_exceptions"]:
+            lines.append(f"  {row['code']:<26}{row['severity']:<9}{row['count']:>8}")
+    if summary["log_file"]:
+        lines.append(f"\nFull log (Dagster, dbt, GX): {summary['log_file']}")
+    return "\n".join(lines)
+
+
+def print_run_summary(settings: Settings, result: Any) -> int:
+    """Print the text summary; returns the run's exit code."""
+    summary = collect_run_summary(settings, result)
+    print(render_text(summary))
+    return EXIT_CODES[summary["outcome"]]
 
 
 def run_query(query: str, database: Path | None = None) -> int:

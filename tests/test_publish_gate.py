@@ -38,7 +38,7 @@ def test_a_failing_blocking_check_keeps_the_last_good_mart(
     )
     con.close()
 
-    assert main(["run"]) == 1
+    assert main(["run"]) == 4, "exit code 4: blocked by a failed check"
     printed = capsys.readouterr().out
     assert "Nothing was published" in printed
     # The raw structure checks read only loads made since they last passed, so this hand edit of an old

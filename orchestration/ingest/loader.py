@@ -85,7 +85,22 @@ def _has_loaded_rows(con: duckdb.DuckDBPyConnection, source: str, file_name: str
     return bool(count)
 
 
+# Errors of the machine, not of one file's content: they fail the run instead of rejecting the file.
+_ENVIRONMENT_ERRORS = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.InterruptException)
+
+
 def _read(con: duckdb.DuckDBPyConnection, spec: SourceSpec, landing: LandingFile) -> None:
+    """Read and validate one file into temp tables; any error its content causes rejects that file only."""
+    try:
+        _read_and_validate(con, spec, landing)
+    except _ENVIRONMENT_ERRORS:
+        raise
+    except duckdb.Error as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FileRejected("unreadable", f"DuckDB could not read the file: {first_line}") from error
+
+
+def _read_and_validate(con: duckdb.DuckDBPyConnection, spec: SourceSpec, landing: LandingFile) -> None:
     if spec is ORDERS:
         if landing.file_format == "parquet":
             readers.read_parquet_documents(con, landing.path)

@@ -3,6 +3,18 @@
 Each reader fills `_incoming` (one row per record: line_number, raw_text and the source's columns as
 text, or for orders the parsed JSON document) and `_unparseable` (records that could not be split into
 fields at all). A file that cannot be read as a whole raises `FileRejected`.
+
+Line numbers are physical: the line of the file where a record starts, 1 being the header (CSV) or
+the first line (JSON Lines), whatever the quoting, multi-line fields, blank lines, BOM or CRLF line
+ends. A record's `raw_text` is its lines as they stand in the file, joined by `\\n` (a CR before a line
+feed is dropped).
+
+CSV records are split in SQL over `read_text` rather than by `read_csv`: `read_csv` reports rejected
+rows by record number, not by physical line, gives no position at all for the rows it accepts, and
+after an unterminated quote drops the rest of the file without a reject (see
+`tests/test_csv_reader.py`). The rules here are RFC 4180's, strictly: fields are separated by commas, a
+field that holds a comma, a double quote or a line break is enclosed in double quotes, and a double
+quote inside it is doubled. A record whose quoting breaks them is quarantined with its line number.
 """
 
 from __future__ import annotations
@@ -22,18 +34,30 @@ class FileRejected(Exception):
         self.message = message
 
 
+_QUOTED_OR_PLAIN_FIELD = '"(?:[^"]|"")*"|[^",]*'
+_IN_QUOTES = '(?:[^"]|"")*'
+CSV_RECORD_PATTERN = f"(?:{_QUOTED_OR_PLAIN_FIELD})(?:,(?:{_QUOTED_OR_PLAIN_FIELD}))*"
+# The lines of a record that spans several (the line breaks are inside quoted fields): its first line
+# ends inside a quoted field; a middle line starts and ends inside one (it may close it, hold whole
+# fields and open the next); its last line starts inside one and ends the record.
+_FIRST_LINE_PATTERN = f'(?:(?:{_QUOTED_OR_PLAIN_FIELD}),)*"{_IN_QUOTES}'
+_MIDDLE_LINE_PATTERN = f'{_IN_QUOTES}(?:"(?:,(?:{_QUOTED_OR_PLAIN_FIELD}))*,"{_IN_QUOTES})?'
+_LAST_LINE_PATTERN = f'{_IN_QUOTES}"(?:,(?:{_QUOTED_OR_PLAIN_FIELD}))*'
+
+
 def _physical_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """`_lines(line_number, line)`: every line of the file, 1-based, without its line terminator."""
+    """`_lines(line_number, line)`: every line of the file, 1-based, without its line terminator or BOM."""
     try:
         con.execute(
             f"""
             create or replace temp table _lines as
             with content as (select content from read_text({sql_string(path)})),
-            split as (select string_split(content, chr(10)) as parts from content)
-            select
-                generate_subscripts(parts, 1) as line_number,
-                regexp_replace(unnest(parts), '\\r$', '') as line
-            from split
+            split as (select string_split(content, chr(10)) as parts from content),
+            numbered as (select generate_subscripts(parts, 1) as line_number, unnest(parts) as line from split)
+            select line_number,
+                   regexp_replace(case when line_number = 1 then ltrim(line, chr(65279)) else line end,
+                                  '\\r$', '') as line
+            from numbered
             """
         )
     except duckdb.InvalidInputException as error:
@@ -51,61 +75,164 @@ def _empty_unparseable(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _split_fields(text: str) -> str:
+    """SQL: the fields of a well-formed CSV record, still quoted (every field follows a comma)."""
+    return (
+        f"case when contains({text}, '\"') then regexp_extract_all(',' || {text}, ',({_QUOTED_OR_PLAIN_FIELD})', 1)"
+        f" else string_split({text}, ',') end"
+    )
+
+
+def _unquoted(field: str) -> str:
+    """SQL: a field's value; empty fields, quoted or not, are missing values (null)."""
+    return (
+        f"nullif(case when starts_with({field}, '\"') then replace({field}[2:-2], '\"\"', '\"')"
+        f" else {field} end, '')"
+    )
+
+
+def _well_formed(text: str) -> str:
+    """SQL: the record follows RFC 4180 (text without any double quote always does)."""
+    return f"(not contains({text}, '\"') or regexp_full_match({text}, '{CSV_RECORD_PATTERN}'))"
+
+
+def _quote_count(line: str) -> str:
+    return f"(length({line}) - length(replace({line}, '\"', '')))"
+
+
+def _csv_records(con: duckdb.DuckDBPyConnection) -> None:
+    """`_csv_records(line_number, raw_text, well_formed)` from `_lines`: every record below the header.
+
+    RFC 4180 doubles a quote inside a quoted field, so a line holds an odd number of double quotes
+    only where a quoted field opens or closes across a line break (or where the quoting is broken).
+    Every other line is a record of its own, unless it lies inside a record that spans lines; in
+    nearly every file no line is odd and the rest of this is skipped.
+
+    A record that spans lines starts at an odd line and ends at the next odd line (the lines between
+    are even). Parsing goes on from the line after a record, and from the line after the first line
+    of a record whose quoting breaks (such a record is its first line alone: the README's rule). So
+    an odd line opens a record spanning to the next odd line when it is where a record starts and the
+    lines from it to the next odd line are well formed (`spans`); otherwise it is a broken record of
+    its own. Whether an odd line starts a record follows from the odd lines before it: the one after
+    an odd line that does not span starts, and within a run of odd lines that span they alternate
+    between opening a record and closing it. So one window over the odd lines decides it, set-based
+    whatever the number of stray quotes, and only the lines between two odd lines that may span are
+    read again.
+    """
+    con.execute(
+        f"""
+        create or replace temp table _odd_lines as
+        select line_number, line from _lines where line_number > 1 and {_quote_count("line")} % 2 = 1
+        """
+    )
+    if scalar(con, "select count(*) from _odd_lines") == 0:
+        con.execute(
+            f"""
+            create or replace temp table _csv_records as
+            select line_number, line as raw_text, {_well_formed("line")} as well_formed
+            from _lines where line_number > 1 and line <> ''
+            """
+        )
+        return
+    con.execute(
+        f"""
+        create or replace temp table _spans as
+        with odd as (
+            select row_number() over (order by line_number) as k, line_number, line,
+                   lead(line_number) over (order by line_number) as last_line,
+                   lead(line) over (order by line_number) as closing_line
+            from _odd_lines
+        ),
+        candidates as (
+            select k, line_number, last_line from odd
+            where last_line is not null and regexp_full_match(line, '{_FIRST_LINE_PATTERN}')
+              and regexp_full_match(closing_line, '{_LAST_LINE_PATTERN}')
+        ),
+        middles as (
+            select m.k, bool_and(not contains(l.line, '"') or regexp_full_match(l.line, '{_MIDDLE_LINE_PATTERN}')) as ok
+            from (select k, unnest(range(line_number + 1, last_line)) as line_number from candidates) as m
+            join _lines as l using (line_number)
+            group by m.k
+        ),
+        checked as (
+            select o.k, o.line_number, o.last_line, c.k is not null and coalesce(m.ok, true) as spans
+            from odd as o left join candidates as c using (k) left join middles as m using (k)
+        )
+        select line_number, last_line, spans,
+               (k - coalesce(max(case when not spans then k end) over (
+                   order by k rows between unbounded preceding and 1 preceding), 0)) % 2 = 1 as starts
+        from checked
+        """
+    )
+    con.execute(
+        """
+        create or replace temp table _spanned as
+        select line_number as first_line, unnest(range(line_number, last_line + 1)) as line_number
+        from _spans where starts and spans
+        """
+    )
+    con.execute(
+        f"""
+        create or replace temp table _csv_records as
+        select l.line_number, l.line as raw_text, {_well_formed("l.line")} as well_formed
+        from _lines as l anti join _spanned as s using (line_number)
+        where l.line_number > 1 and l.line <> ''
+        union all
+        select s.first_line, string_agg(l.line, chr(10) order by l.line_number), true
+        from _spanned as s join _lines as l using (line_number)
+        group by s.first_line
+        """
+    )
+
+
 def read_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path) -> None:
     _physical_lines(con, path)
     header_line = scalar(con, "select line from _lines where line_number = 1") or ""
-    header = [name.strip().strip('"') for name in header_line.lstrip("\ufeff").split(",")]
+    header_row = con.execute(
+        f"select {_well_formed('h')}, list_transform({_split_fields('h')}, lambda f: {_unquoted('f')})"
+        " from (select ?::varchar as h)",
+        [header_line],
+    ).fetchall()
+    well_formed, names = header_row[0]
+    if not well_formed:
+        raise FileRejected("wrong_header", f"header {header_line!r} breaks the RFC 4180 quoting")
+    header = [(name or "").strip() for name in names] if header_line else []
     if header != list(spec.columns):
         raise FileRejected(
             "wrong_header",
             f"header is {','.join(header)!r}, expected {','.join(spec.columns)!r}",
         )
-    selected = ", ".join(f'"{column}"' for column in spec.columns)
-    types = "{" + ", ".join(f"'{column}': 'VARCHAR'" for column in spec.columns) + "}"
-    con.execute("drop table if exists _csv_rejects; drop table if exists _csv_reject_scans")
-    try:
-        con.execute(
-            f"""
-            create or replace temp table _records as
-            select {selected}
-            from read_csv({sql_string(path)}, header = true, delim = ',', quote = '"', escape = '"',
-                          columns = {types}, auto_detect = false, store_rejects = true,
-                          rejects_table = '_csv_rejects', rejects_scan = '_csv_reject_scans',
-                          parallel = false)
-            """
-        )
-    except duckdb.Error as error:
-        raise FileRejected("unreadable", str(error).splitlines()[0]) from error
+    _csv_records(con)
+    width = len(spec.columns)
     con.execute(
+        f"""
+        create or replace temp table _fields as
+        select line_number, raw_text, well_formed,
+               case when well_formed then {_split_fields("raw_text")} end as fields
+        from _csv_records
         """
+    )
+    con.execute(
+        f"""
         create or replace temp table _unparseable as
-        select line as line_number, any_value(csv_line) as raw_text,
-               'unparseable: ' || lower(arg_min(error_type || ' (' || error_message || ')', column_idx)) as reason
-        from _csv_rejects
-        group by line
+        select line_number, raw_text,
+               case when not well_formed
+                    then 'unparseable: the quoting breaks RFC 4180 (a double quote inside an unquoted field,'
+                         || ' text after a closing quote, or a quote that is never closed)'
+                    else 'unparseable: expected {width} fields, found ' || len(fields) end as reason
+        from _fields
+        where not well_formed or len(fields) <> {width}
         """
     )
-    # Good records come back in file order; pair the k-th one with the k-th data line that was not
-    # rejected. When a quoted field spans lines the counts differ and records keep their ordinal.
-    con.execute(
-        """
-        create or replace temp table _record_lines as
-        select line_number, line, row_number() over (order by line_number) as ordinal
-        from _lines
-        where line_number > 1 and line <> '' and line_number not in (select line_number from _unparseable)
-        """
+    columns = ", ".join(
+        f"{_unquoted(f'fields[{i + 1}]')} as {column}" for i, column in enumerate(spec.columns)
     )
-    single_line_records = scalar(con, "select count(*) from _records") == scalar(
-        con, "select count(*) from _record_lines"
-    )
-    raw_text = "l.line" if single_line_records else "concat_ws(',', " + selected + ")"
-    line_number = "l.line_number" if single_line_records else "r.ordinal + 1"
     con.execute(
         f"""
         create or replace temp table _incoming as
-        with r as (select *, rowid + 1 as ordinal from _records)
-        select {line_number} as line_number, {raw_text} as raw_text, {", ".join("r." + c for c in spec.columns)}
-        from r left join _record_lines as l on l.ordinal = r.ordinal
+        select line_number, raw_text, {columns}
+        from _fields
+        where well_formed and len(fields) = {width}
         """
     )
 

@@ -2,15 +2,21 @@
 
 Analysts and BI tools only ever open the serving file, read-only. The pipeline writes a complete new
 file next to it and renames it over the old one, so a reader sees the previous mart or the new one,
-never half of one, and a reader holding the old file open never blocks the pipeline. The file is
-written with storage version v1.4.0 so DuckDB 1.4 readers (bundled by many BI tools) can open it; the
-same tables are exported as Parquet for tools that cannot open DuckDB at all.
+never half of one, and a reader holding the old file open never blocks the pipeline. A publish that
+fails (no space left, ...) removes its staging files itself; one that is killed leaves them behind,
+and the next one removes them, under a lock (a `.<name>.lock` file beside the serving file) that one
+publish at a time holds, so it never removes those of a publish still running. The file is written
+with storage version v1.4.0 so DuckDB 1.4 readers (bundled by many BI tools) can open it; the same
+tables are exported as Parquet for tools that cannot open DuckDB at all.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +58,31 @@ def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {row[0] for row in rows}
 
 
+@contextmanager
+def _publish_lock(serving_db: Path) -> Iterator[None]:
+    """One publish at a time per serving file (the lock goes with the process, killed or not)."""
+    with open(serving_db.with_name(f".{serving_db.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _remove_unfinished_publishes(serving_db: Path) -> None:
+    """The staging files and folders of earlier publishes that never finished (their run was killed)."""
+    folder = serving_db.parent
+    for pattern in (
+        f".{serving_db.name}.*.tmp",
+        f".{serving_db.name}.*.tmp.wal",
+        ".parquet.*.tmp",
+        ".parquet.*.old",
+        ".spill.*.tmp",
+    ):
+        for leftover in folder.glob(pattern):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
 def publish(
     warehouse: Path,
     serving_db: Path,
@@ -65,14 +96,18 @@ def publish(
     `memory_limit` / `threads`: DuckDB limits of the copying connection (default: DuckDB's own).
     """
     serving_db.parent.mkdir(parents=True, exist_ok=True)
+    with _publish_lock(serving_db):
+        _remove_unfinished_publishes(serving_db)
+        return _publish(warehouse, serving_db, run_id, memory_limit=memory_limit, threads=threads)
+
+
+def _publish(
+    warehouse: Path, serving_db: Path, run_id: str, *, memory_limit: str | None, threads: int | None
+) -> PublishResult:
     staging_file = serving_db.with_name(f".{serving_db.name}.{run_id}.tmp")
     staging_parquet = serving_db.parent / f".parquet.{run_id}.tmp"
     spill_dir = serving_db.parent / f".spill.{run_id}.tmp"
     parquet_dir = serving_db.parent / "parquet"
-    for leftover in (staging_file, Path(f"{staging_file}.wal")):
-        leftover.unlink(missing_ok=True)
-    for leftover_dir in (staging_parquet, spill_dir):
-        shutil.rmtree(leftover_dir, ignore_errors=True)
     staging_parquet.mkdir(parents=True)
 
     published_at = datetime.now(UTC).replace(tzinfo=None)
@@ -127,6 +162,13 @@ def publish(
         )
         con.execute("detach serving")
         con.execute("detach warehouse")
+    except BaseException:
+        # A copy that failed (no space left on the device, ...) frees its space at once, not at the next
+        # publish: the warehouse may share the disk, and the next run writes it first.
+        for staging in (staging_file, Path(f"{staging_file}.wal")):
+            staging.unlink(missing_ok=True)
+        shutil.rmtree(staging_parquet, ignore_errors=True)
+        raise
     finally:
         con.close()
         shutil.rmtree(spill_dir, ignore_errors=True)

@@ -1,0 +1,55 @@
+"""What `order-audit run` prints: a short progress report, the full logs in a file, JSON on request."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import pipeline_env
+
+STAGES = ("raw loading", "raw-stage checks (GX)", "dbt build", "mart checks (GX)", "publish")
+
+
+def _order_audit(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_a_run_reads_like_a_progress_report_and_json_serves_schedulers(tmp_path: Path) -> None:
+    env = pipeline_env(tmp_path)
+    environ = os.environ | env.as_environ()
+    generated = _order_audit(
+        environ, "generate", "--orders", "300", "--days", "3", "--out", str(env.extracts)
+    )
+    assert generated.returncode == 0, generated.stderr
+
+    run = _order_audit(environ, "run")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert len(lines) < 60, run.stdout
+    assert not run.stderr.strip(), f"nothing but the report on the terminal: {run.stderr[-2000:]}"
+    for stage in STAGES:
+        assert any(line.strip().startswith(stage) and " done " in line for line in lines), (stage, run.stdout)
+    assert " - DEBUG - " not in run.stdout and "START sql" not in run.stdout
+    log_line = next(line for line in lines if line.startswith("Full log"))
+    log_file = Path(log_line.split(": ", 1)[1])
+    log_text = log_file.read_text()
+    assert "STEP_START" in log_text, "Dagster's events are in the log file"
+    assert "START sql" in log_text, "dbt's node log is in the log file"
+
+    as_json = _order_audit(environ, "run", "--json")
+    assert as_json.returncode == 0, as_json.stderr[-3000:]
+    summary = json.loads(as_json.stdout)
+    assert summary["outcome"] == "succeeded" and summary["published"] is True
+    assert sum(summary["orders_audited"].values()) == 300
+    assert {suite["suite"] for suite in summary["gx_suites"]} >= {"raw_structure", "mart_integrity"}
+    assert any(line.strip().startswith("dbt build") for line in as_json.stderr.splitlines())
