@@ -5,7 +5,8 @@ analyst's `duckdb` shell or Python session), keeps every other process from open
 `duckdb.connect` fails at once with `IO Error: Could not set lock on file "<path>": Conflicting lock
 is held in <program> (PID <pid>)` (DuckDB 2.0.1; when the holder has it read-only the message adds
 that read-only mode would work). Without a check, a run found out in its first loader, whose
-connection (dagster-duckdb) retries for about 100 s and then fails the step with a stack trace.
+connection (dagster-duckdb) retries for about 100 s and then fails the step with a stack trace (or,
+when the holder writes, at once in the read-only look-up of the pending extract dates, a traceback).
 
 `claim_warehouse`, called by `order-audit run` before the Dagster job starts, does two things within
 one timeout (`ORDER_AUDIT_LOCK_TIMEOUT_SECONDS`):
@@ -14,7 +15,7 @@ one timeout (`ORDER_AUDIT_LOCK_TIMEOUT_SECONDS`):
   the run keeps until it ends. A second `order-audit run` on the same warehouse waits for it: the
   DuckDB lock alone cannot keep two runs apart, since a run holds the file only while a step or dbt
   has it open, and is free in between (and during its own start-up, the first seconds). The kernel
-  drops the lock when the process ends, even by SIGKILL; the file itself stays, empty of meaning.
+  drops the lock when the process ends, even by SIGKILL; the file stays, only its lock counts.
 - then `wait_until_writable`: opens the warehouse for writing (creating it, as the pipeline does) in a
   loop with a short backoff and closes it at once.
 

@@ -2,8 +2,9 @@
 
 Each example draws valid rows for one source (Hypothesis strategies that follow extracts.md), writes
 them into one landing file with random corruptions, and loads it with the real loader (`load_source`)
-into a fresh DuckDB file, next to a plain twin: the valid rows that no corruption altered, written with
-minimal quoting, LF line ends and nothing else. Corruptions are of two kinds:
+into a real DuckDB file (one per run of the module, each example under landing file names of its
+own), next to a plain twin: the valid rows that no corruption altered, written with minimal quoting,
+LF line ends and nothing else. Corruptions are of two kinds:
 
 - transparent, which must not change any value: extra quoting, quoted empty fields, spaces and quotes
   around header names, CRLF or mixed line ends, a BOM, blank lines, no final line feed; for JSON Lines
@@ -14,14 +15,16 @@ minimal quoting, LF line ends and nothing else. Corruptions are of two kinds:
   a closing quote, unterminated quotes, short and long rows, values that break a rule, duplicated header
   lines, whitespace-only lines, NUL lines, a truncated last line; for JSON Lines numbers where strings
   belong, raw line breaks and control characters inside strings, non-object JSON. A file with a
-  non-UTF-8 byte, no content, a wrong header or (JSON Lines) no object is rejected whole.
+  non-UTF-8 byte, no content, a wrong header or (JSON Lines) no object is rejected whole
+  (`test_unreadable_files_are_rejected_whole`; 100,000-character values: `test_huge_fields_load_whole`).
 
 The record structure of a CSV file is predicted by `reference_records`, a character-level RFC 4180
 parser written independently of the SQL reader, with the recovery the README promises: a record whose
 quoting breaks is quarantined at its first line, and parsing goes on at the next line. A valid row
 survives when the reference sees it intact at its line; a broken row never counts as valid. An example
 where garbage happens to form a well-formed record with the right number of fields (so the row rules
-decide) is discarded with `assume`; it is rare (see the summary the module prints).
+decide) is discarded with `assume`; it is rare (an event in `--hypothesis-show-statistics`). The
+module prints a summary of what it loaded (files, bytes, lines, rows expected clean and quarantined).
 
 Invariants checked per file: no exception; one manifest row with `rows_read = rows_loaded +
 rows_quarantined` matching the rows written; a rejected file has its reason code and a message and no
@@ -54,7 +57,8 @@ from typing import Any
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, assume, currently_in_test_context, given, settings
+from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 
 from orchestration.ingest.loader import load_source
@@ -93,6 +97,12 @@ _piece = st.one_of(st.sampled_from(PIECES), st.characters(codec="utf-8"))
 wild_text = st.lists(_piece, max_size=6).map("".join).filter(lambda s: "\r\n" not in s)
 simple_id = st.text(string.ascii_letters + string.digits + "-_.:/#", min_size=1, max_size=10)
 digit_id = st.integers(0, 2**63 - 1).map(str)
+
+
+def event(label: str) -> None:
+    """Count a label in Hypothesis' statistics (also called for the kept regression files, outside it)."""
+    if currently_in_test_context():
+        hypothesis_event(label)
 
 
 def one_in(draw: st.DrawFn, n: int) -> bool:
@@ -286,9 +296,6 @@ class Case:
     reject: str | None = None  # the reason code the manifest must show
     labels: list[str] = field(default_factory=list)
 
-    def describe(self) -> str:
-        return f"{self.source} {self.reject or ''} {sorted(set(self.labels))}"
-
 
 def physical_lines(data: bytes) -> list[str]:
     """The file's lines as the contract numbers them: split on LF, one CR before it and the BOM dropped."""
@@ -385,7 +392,7 @@ def plain_csv(spec: SourceSpec, rows: list[tuple[str | None, ...]]) -> bytes:
 @st.composite
 def huge_value(draw: st.DrawFn) -> str:
     piece = draw(st.sampled_from(["x", "a,b", 'q"q', "é\n", "😀 ", "x" * 99 + "\n"]))
-    return (piece * (100_000 // len(piece) + 1))[:100_000].rstrip("\r")
+    return (piece * (100_000 // len(piece) + 1))[:100_000]
 
 
 @st.composite
@@ -926,8 +933,10 @@ class Warehouse:
     def names(self, spec: SourceSpec) -> tuple[str, str]:
         """Fresh landing file names for an example and its plain twin."""
         self.examples += 1
-        return tuple(
-            f"{spec.name}_{day}_x{self.examples}.{spec.extensions[0]}" for day in ("2026-11-01", "2026-11-02")
+        ext = spec.extensions[0]
+        return (
+            f"{spec.name}_2026-11-01_x{self.examples}.{ext}",
+            f"{spec.name}_2026-11-02_x{self.examples}.{ext}",
         )
 
     def close(self) -> None:
@@ -1118,14 +1127,57 @@ def test_unreadable_files_are_rejected_whole(data: st.DataObject, rejection: str
     run_case(case, expect_orders if source == "orders" else expect_csv)
 
 
-@settings(FUZZ_SETTINGS, max_examples=10)
-@given(data=st.data(), source=st.sampled_from(sorted(CSV_SPECS) + ["orders"]))
+@pytest.mark.parametrize("source", [*sorted(CSV_SPECS), "orders"])
+@settings(FUZZ_SETTINGS, max_examples=2)
+@given(data=st.data())
 def test_huge_fields_load_whole(data: st.DataObject, source: str) -> None:
     """One row of the file holds a 100,000-character value (commas, quotes, line breaks repeated)."""
     if source == "orders":
         run_case(data.draw(orders_cases(huge=True), label="case"), expect_orders)
     else:
         run_case(data.draw(csv_cases(CSV_SPECS[source], huge=True), label="case"), expect_csv)
+
+
+REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
+REGRESSION_EXPECTED: dict[str, dict[str, Any]] = json.loads((REGRESSIONS / "expected.json").read_text())
+
+
+def regression_case(name: str) -> Case:
+    """A kept file as a case: its records (the reference parser's, or its lines for JSON Lines) are the
+    entries, valid at the lines `expected.json` lists as clean and bad at every other."""
+    source = next(s for s in [*CSV_SPECS, "orders"] if name.startswith(f"{s}_2"))
+    data = (REGRESSIONS / name).read_bytes()
+    expected = REGRESSION_EXPECTED[name]
+    if expected["reject"]:
+        return Case(source, data, [], expected["reject"], [name])
+    clean = set(expected["clean_lines"])
+    lines = physical_lines(data)
+    entries = []
+    if source == "orders":
+        for number, line in enumerate(lines, start=1):
+            if line:
+                entry = Entry(line, "valid", json.loads(line)) if number in clean else Entry(line, "bad")
+                entry.start_line = number
+                entries.append(entry)
+    else:
+        width = len(CSV_SPECS[source].columns)
+        for record in reference_records(lines, 2):
+            if record.line_number in clean:
+                assert record.fields is not None
+                entry = Entry(record.raw_text, "valid", tuple(f or None for f in record.fields))
+            else:
+                well_formed = record.fields is not None and len(record.fields) == width
+                entry = Entry(record.raw_text, "bad", label="bad_value" if well_formed else "")
+            entry.start_line = record.line_number
+            entries.append(entry)
+    return Case(source, data, entries, None, [name])
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSION_EXPECTED))
+def test_fuzz_regressions(name: str) -> None:
+    """The files the fuzz tests found failing (tests/fuzz_regressions/README.md), with the same checks."""
+    case = regression_case(name)
+    run_case(case, expect_orders if case.source == "orders" else expect_csv)
 
 
 @pytest.mark.xfail(

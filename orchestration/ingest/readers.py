@@ -14,7 +14,10 @@ rows by record number, not by physical line, gives no position at all for the ro
 after an unterminated quote drops the rest of the file without a reject (see
 `tests/test_csv_reader.py`). The rules here are RFC 4180's, strictly: fields are separated by commas, a
 field that holds a comma, a double quote or a line break is enclosed in double quotes, and a double
-quote inside it is doubled. A record whose quoting breaks them is quarantined with its line number.
+quote inside it is doubled. A record whose quoting breaks them is quarantined at its line, and the
+lines after it are read as if it were not there; a header that breaks them rejects the file. The
+splitting is set-based (a few statements per file, whatever its content), and
+`tests/test_fuzz_loaders.py` checks it against an independent character-by-character parser.
 """
 
 from __future__ import annotations
@@ -112,12 +115,13 @@ def _csv_records(con: duckdb.DuckDBPyConnection) -> None:
     are even). Parsing goes on from the line after a record, and from the line after the first line
     of a record whose quoting breaks (such a record is its first line alone: the README's rule). So
     an odd line opens a record spanning to the next odd line when it is where a record starts and the
-    lines from it to the next odd line are well formed (`spans`); otherwise it is a broken record of
-    its own. Whether an odd line starts a record follows from the odd lines before it: the one after
-    an odd line that does not span starts, and within a run of odd lines that span they alternate
-    between opening a record and closing it. So one window over the odd lines decides it, set-based
-    whatever the number of stray quotes, and only the lines between two odd lines that may span are
-    read again.
+    lines from it to the next odd line are well formed (`spans`, checked line by line: first, middle
+    and last line patterns); otherwise it is a broken record of its own. Whether an odd line starts a
+    record follows from the odd lines before it: the one after an odd line that does not span starts,
+    and within a run of odd lines that span they alternate between opening a record and closing it.
+    So one window over the odd lines decides it, whatever the number of stray quotes, and only the
+    lines between two odd lines that may span are read again. Every line that no spanning record
+    covers is a record of its own (one with an odd number of quotes is never well formed).
     """
     con.execute(
         f"""
@@ -149,7 +153,8 @@ def _csv_records(con: duckdb.DuckDBPyConnection) -> None:
               and regexp_full_match(closing_line, '{_LAST_LINE_PATTERN}')
         ),
         middles as (
-            select m.k, bool_and(not contains(l.line, '"') or regexp_full_match(l.line, '{_MIDDLE_LINE_PATTERN}')) as ok
+            select m.k,
+                   bool_and(not contains(l.line, '"') or regexp_full_match(l.line, '{_MIDDLE_LINE_PATTERN}')) as ok
             from (select k, unnest(range(line_number + 1, last_line)) as line_number from candidates) as m
             join _lines as l using (line_number)
             group by m.k
@@ -186,6 +191,8 @@ def _csv_records(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def read_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path) -> None:
+    """`_incoming` and `_unparseable` from a CSV file whose header (line 1, names trimmed, quoted or not)
+    is exactly the source's columns; a header that is not, or breaks the quoting, rejects the file."""
     _physical_lines(con, path)
     header_line = scalar(con, "select line from _lines where line_number = 1") or ""
     header_row = con.execute(
