@@ -1099,13 +1099,13 @@ def _csv_fuzz_test(source: str, examples: int) -> Callable[..., None]:
 
 
 # Examples per source: the reader is shared, the columns and row rules differ.
-test_payments_loader_survives_corrupted_extracts = _csv_fuzz_test("payments", 45)
-test_inventory_movements_loader_survives_corrupted_extracts = _csv_fuzz_test("inventory_movements", 35)
-test_inventory_levels_loader_survives_corrupted_extracts = _csv_fuzz_test("inventory_levels", 15)
-test_products_loader_survives_corrupted_extracts = _csv_fuzz_test("products", 15)
+test_payments_loader_survives_corrupted_extracts = _csv_fuzz_test("payments", 40)
+test_inventory_movements_loader_survives_corrupted_extracts = _csv_fuzz_test("inventory_movements", 30)
+test_inventory_levels_loader_survives_corrupted_extracts = _csv_fuzz_test("inventory_levels", 12)
+test_products_loader_survives_corrupted_extracts = _csv_fuzz_test("products", 12)
 
 
-@settings(FUZZ_SETTINGS, max_examples=40)
+@settings(FUZZ_SETTINGS, max_examples=30)
 @given(case=orders_cases())
 def test_orders_loader_survives_corrupted_extracts(case: Case) -> None:
     run_case(case, expect_orders)
