@@ -24,13 +24,30 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
     return con.execute(sql, params or []).fetchall()
 
 
+def _first_line(error: Any) -> str:
+    lines = error.message.strip().splitlines()
+    return lines[0] if lines else error.cls_name or "error"
+
+
+def _root_cause(error: Any) -> Any:
+    """The innermost error a Dagster step error was raised from (its `cause`, else its `context`)."""
+    while (inner := error.cause or error.context) is not None:
+        error = inner
+    return error
+
+
 def _step_failures(result: Any) -> list[dict[str, str]]:
+    """Each failed step with its own error and the error it comes from (a full disk, a DuckDB error)."""
     failures = []
     for event in result.all_events:
         if event.is_step_failure and event.event_specific_data is not None:
             error = getattr(event.event_specific_data, "error", None)
             if error is not None:
-                failures.append({"step": event.step_key, "error": error.message.strip().splitlines()[0]})
+                failure = {"step": event.step_key, "error": _first_line(error)}
+                cause = _root_cause(error)
+                if cause is not error:
+                    failure["cause"] = _first_line(cause)
+                failures.append(failure)
     return failures
 
 
@@ -172,6 +189,8 @@ def render_text(summary: dict[str, Any]) -> str:
     lines = [f"\nDagster run {summary['run_id']} {headline[summary['outcome']]}."]
     for failure in summary["step_failures"]:
         lines.append(f"  {failure['step']}: {failure['error']}")
+        if "cause" in failure:
+            lines.append(f"    caused by: {failure['cause']}")
     for check in summary["dbt_tests_not_passed"]:
         verdict = "failed" if check["severity"] == "ERROR" else "warning"
         rows = "" if check["failing_rows"] is None else f", {check['failing_rows']} failing rows"

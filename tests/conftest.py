@@ -29,6 +29,8 @@ class PipelineEnv:
             "ORDER_AUDIT_WAREHOUSE": str(self.warehouse),
             "ORDER_AUDIT_SERVING_DB": str(self.serving_db),
             "DAGSTER_HOME": str(self.dagster_home),
+            # Data Docs of its own: pytest-xdist runs two tests at a time, and data/gx_docs is shared.
+            "ORDER_AUDIT_GX_DOCS_DIR": str(self.root / "gx_docs"),
         }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import duckdb
 
@@ -17,10 +18,15 @@ ANALYSES_DIR = DBT_PROJECT_DIR / "analyses"
 REF = re.compile(r"\{\{\s*ref\('([a-z_]+)'\)\s*\}\}")
 
 
+def _target(env: PipelineEnv) -> Path:
+    """A dbt target folder of the test's own: the project's is shared with the runs of other tests."""
+    return env.root / "dbt_target"
+
+
 def _dbt(env: PipelineEnv, *args: str) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, **env.as_environ()}
     return subprocess.run(
-        [dbt_executable(), *args, "--profiles-dir", str(DBT_PROJECT_DIR)],
+        [dbt_executable(), *args, "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(_target(env))],
         cwd=DBT_PROJECT_DIR,
         env=environ,
         capture_output=True,
@@ -36,7 +42,7 @@ def _plain_sql(analysis: str) -> str:
 def test_analyses_run_against_the_published_mart(sample_pipeline: PipelineEnv) -> None:
     compiled = _dbt(sample_pipeline, "compile", "--select", "resource_type:analysis")
     assert compiled.returncode == 0, compiled.stdout[-3000:]
-    compiled_dir = DBT_PROJECT_DIR / "target" / "compiled" / "order_audit" / "analyses"
+    compiled_dir = _target(sample_pipeline) / "compiled" / "order_audit" / "analyses"
     names = sorted(p.stem for p in ANALYSES_DIR.glob("*.sql"))
     assert len(names) == 5
     con = duckdb.connect()

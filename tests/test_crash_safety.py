@@ -489,8 +489,24 @@ class Kill:
     evidence: dict[str, Any]  # read from the warehouse and the run's files after the kill
 
 
+def _wait_for_the_lock_to_go(warehouse: Path, timeout: float = 60.0) -> None:
+    """A killed process's file lock goes with its last file descriptor, which the kernel may close a
+    little after the process stopped being listed (seen once in CI under load): wait for it."""
+    deadline = time.monotonic() + timeout
+    while warehouse.exists():
+        try:
+            duckdb.connect(str(warehouse), read_only=True).close()
+            return
+        except duckdb.IOException as error:
+            if "Could not set lock" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def _kill(env: PipelineEnv, trigger: Trigger, inspect: Callable[[PipelineEnv], dict[str, Any]]) -> Kill:
     run = _run(env, trigger)
+    if run.kill is not None and not run.survivors:
+        _wait_for_the_lock_to_go(env.warehouse)
     serving = _contents(env.serving_db) if env.serving_db.exists() else None
     evidence = inspect(env) if run.kill is not None and not run.survivors else {}
     return Kill(trigger.stage, run, serving, evidence)

@@ -145,6 +145,23 @@ def test_a_header_that_breaks_the_quoting_is_a_wrong_header(tmp_path: Path) -> N
     assert rejected.value.code == "wrong_header"
 
 
+def test_extra_and_reordered_columns_are_ignored(tmp_path: Path) -> None:
+    """The contract: unknown extra columns are tolerated and ignored; columns are found by name."""
+    rows, bad = read(tmp_path, 'c,extra,a,b\n3,x,1,2\n"6",y,4,"5"\n9,z,7\n')
+    assert rows == [(2, "1", "2", "3"), (3, "4", "5", "6")]
+    assert bad == [(4, "9,z,7")]  # a record must have the header's width, extra columns included
+
+
+@pytest.mark.parametrize(
+    ("header", "why"), [("a,b", "lacks c"), ("a,b,c,b", "names b more than once"), ("A,b,c", "lacks a")]
+)
+def test_a_header_without_every_column_once_is_a_wrong_header(tmp_path: Path, header: str, why: str) -> None:
+    with pytest.raises(FileRejected) as rejected:
+        read(tmp_path, f"{header}\n1,2,3\n")
+    assert rejected.value.code == "wrong_header"
+    assert why in str(rejected.value), rejected.value
+
+
 def test_duckdb_read_csv_still_drops_the_rows_after_an_unterminated_quote(tmp_path: Path) -> None:
     """Why readers.py splits CSV records itself rather than calling DuckDB's `read_csv`.
 

@@ -360,12 +360,6 @@ def test_after_space_is_freed_the_rerun_publishes_the_uninterrupted_mart(chain: 
         assert found[table] == expected[table], f"{table} differs from the uninterrupted run's"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the run summary shows a failed step's outer Dagster error only (DagsterExecutionStepExecutionError:"
-    " Error occurred while executing op ...), not the DuckDB error it was raised from, which is only in the"
-    " run's log file and Dagster's event log",
-)
 def test_the_terminal_says_no_space_left(chain: Chain) -> None:
     for name in ("warehouse_full", "serving_full"):
         assert NO_SPACE in chain.runs[name].terminal, f"{name}:\n{chain.runs[name].terminal[-4000:]}"

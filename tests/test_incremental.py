@@ -92,6 +92,8 @@ def _dbt_build(env: PipelineEnv, *flags: str) -> subprocess.CompletedProcess[str
             "unit_test",
             "--profiles-dir",
             str(DBT_PROJECT_DIR),
+            "--target-path",  # not the project's target folder, which other tests' runs share
+            str(env.root / "dbt_target"),
         ],
         cwd=DBT_PROJECT_DIR,
         env={**os.environ, **env.as_environ()},

@@ -21,6 +21,7 @@ from orchestration.transform.project import (
     dbt_cli,
     dbt_executable,
     dbt_project,
+    invocation_target,
     keep_partial_parse,
 )
 
@@ -67,9 +68,14 @@ def test_a_dbt_invocation_leaves_its_parse_state_to_the_next(
     never_seen_vars = json.dumps({"probe": f"{tmp_path.name}-{time.time()}"})  # forces one full parse
     parsed_paths = []
     for name in ("first", "second"):
-        invocation = dbt_cli().cli(["parse", "--vars", never_seen_vars], target_path=tmp_path / name)
-        invocation.wait()
-        keep_partial_parse(invocation.target_path)
-        perf_info = json.loads((Path(invocation.target_path) / "perf_info.json").read_text())
+        # As the dbt asset does: a target folder seeded with this warehouse's parse state, if any.
+        target = invocation_target(f"parse_probe_{name}", tmp_path.name)
+        try:
+            invocation = dbt_cli().cli(["parse", "--vars", never_seen_vars], target_path=target)
+            invocation.wait()
+            keep_partial_parse(invocation.target_path)
+            perf_info = json.loads((Path(invocation.target_path) / "perf_info.json").read_text())
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
         parsed_paths.append(perf_info["parsed_path_count"])
     assert parsed_paths[0] > 0 and parsed_paths[1] == 0, parsed_paths

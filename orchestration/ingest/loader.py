@@ -249,8 +249,13 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, landing: Landing
         status = "replaced" if replacing else "loaded"
         _record(con, landing, load_id, size=size, sha256=sha256, rows=rows, status=status, error=None)
         con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
+    except BaseException as error:
+        try:
+            con.execute("rollback")
+        except (
+            duckdb.Error
+        ) as rollback_error:  # e.g. a full disk fails the rollback too: keep the first cause
+            error.add_note(f"and the rollback failed: {rollback_error}")
         raise
     return status
 

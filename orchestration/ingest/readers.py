@@ -190,9 +190,26 @@ def _csv_records(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _column_positions(spec: SourceSpec, header: list[str]) -> list[int]:
+    """Where each of the source's columns is in the header (1-based). The contract tolerates and ignores
+    unknown extra columns, in any order; a missing column, or one named twice, rejects the file."""
+    missing = [column for column in spec.columns if column not in header]
+    twice = [column for column in spec.columns if header.count(column) > 1]
+    if missing or twice:
+        problems = [f"lacks {', '.join(missing)}"] if missing else []
+        problems += [f"names {', '.join(twice)} more than once"] if twice else []
+        raise FileRejected(
+            "wrong_header",
+            f"header is {','.join(header)!r}: it {' and '.join(problems)} (expected {','.join(spec.columns)!r},"
+            " extra columns are ignored)",
+        )
+    return [header.index(column) + 1 for column in spec.columns]
+
+
 def read_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path) -> None:
     """`_incoming` and `_unparseable` from a CSV file whose header (line 1, names trimmed, quoted or not)
-    is exactly the source's columns; a header that is not, or breaks the quoting, rejects the file."""
+    names every column of the source once, in any order, with any extra columns (ignored); a header that
+    does not, or breaks the quoting, rejects the file. Every record must have the header's width."""
     _physical_lines(con, path)
     header_line = scalar(con, "select line from _lines where line_number = 1") or ""
     header_row = con.execute(
@@ -204,13 +221,9 @@ def read_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path) -> No
     if not well_formed:
         raise FileRejected("wrong_header", f"header {header_line!r} breaks the RFC 4180 quoting")
     header = [(name or "").strip() for name in names] if header_line else []
-    if header != list(spec.columns):
-        raise FileRejected(
-            "wrong_header",
-            f"header is {','.join(header)!r}, expected {','.join(spec.columns)!r}",
-        )
+    positions = _column_positions(spec, header)
     _csv_records(con)
-    width = len(spec.columns)
+    width = len(header)
     con.execute(
         f"""
         create or replace temp table _fields as
@@ -232,7 +245,8 @@ def read_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path) -> No
         """
     )
     columns = ", ".join(
-        f"{_unquoted(f'fields[{i + 1}]')} as {column}" for i, column in enumerate(spec.columns)
+        f"{_unquoted(f'fields[{position}]')} as {column}"
+        for column, position in zip(spec.columns, positions, strict=True)
     )
     con.execute(
         f"""

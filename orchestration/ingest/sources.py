@@ -95,7 +95,7 @@ def timestamp(column: str) -> RowRule:
     return RowRule(
         "invalid_timestamp",
         f"not {_blank(column)} and (not regexp_full_match({value}, '{TIMESTAMP_PATTERN}')"
-        f" or try_cast({value} as timestamptz) is null)",
+        f" or try_cast(upper({value}) as timestamptz) is null)",
         f"'{column} ' || {_quote(column)} || ' is not an ISO 8601 timestamp with an offset'",
     )
 

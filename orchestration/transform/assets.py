@@ -9,7 +9,12 @@ from dagster import AssetExecutionContext, Config
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from orchestration.settings import Settings
-from orchestration.transform.project import dbt_project, keep_partial_parse
+from orchestration.transform.project import (
+    dbt_project,
+    invocation_target,
+    keep_partial_parse,
+    prune_invocation_targets,
+)
 
 
 class AuditConfig(Config):
@@ -43,8 +48,10 @@ def order_audit_dbt_assets(
     dbt_vars = {"audit_as_of": config.as_of, "fulfillment_sla_hours": config.fulfillment_sla_hours}
     # Unit tests are for development and CI (tests/test_dbt_unit.py), not for every production build.
     build = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)]
-    invocation = dbt.cli(build, context=context)
+    target = invocation_target(context.op_def.name, context.run.run_id)
+    invocation = dbt.cli(build, context=context, target_path=target)
     try:
         yield from invocation.stream()
     finally:
         keep_partial_parse(invocation.target_path)
+        prune_invocation_targets()

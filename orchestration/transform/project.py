@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
@@ -59,20 +62,28 @@ def dbt_cli() -> DbtCliResource:
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
-def keep_partial_parse(invocation_target: Path) -> None:
-    """Make a dbt invocation's parse state the project's, for the next invocation to start from.
+PARSE_STATES_DIR = "parse_states"
+PARSE_STATES_KEPT = 20
 
-    dagster-dbt runs each invocation in its own target directory, seeded with the project's
-    partial_parse.msgpack. That file came from `dbt parse`, without the build's `--vars` and with
-    the profile as it was then, so dbt threw it away and parsed the whole project on every build
-    (2 s here). dbt still checks the file itself (files, vars, profile) and parses in full when any
-    differs, so copying back the newest one is always safe.
+
+def _parse_state_of_this_warehouse() -> Path:
+    """Where the parse state for the current warehouse and dbt target is kept.
+
+    dbt parses the whole project again (5-6 s here) whenever the profile's connection differs from
+    the one its saved state was parsed with, and the warehouse path is part of it. One state per
+    warehouse keeps partial parsing for every warehouse a machine builds (tests, several landing
+    folders), not only for the one built last.
     """
-    source = Path(invocation_target) / PARTIAL_PARSE_FILE
-    if not source.exists():
-        return
-    destination = dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE
-    temporary = destination.with_name(f".{PARTIAL_PARSE_FILE}.{os.getpid()}")
+    warehouse = Path(os.environ.get("ORDER_AUDIT_WAREHOUSE", "../data/warehouse.duckdb"))
+    if not warehouse.is_absolute():
+        warehouse = (dbt_project.project_dir / warehouse).resolve()
+    key = f"{os.environ.get('ORDER_AUDIT_DBT_TARGET', 'duckdb')}\0{warehouse}"
+    name = hashlib.sha256(key.encode()).hexdigest()[:16] + ".msgpack"
+    return dbt_project.project_dir / dbt_project.target_path / PARSE_STATES_DIR / name
+
+
+def _copy_atomically(source: Path, destination: Path) -> None:
+    temporary = destination.with_name(f".{destination.name}.{os.getpid()}")
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, temporary)
@@ -82,27 +93,94 @@ def keep_partial_parse(invocation_target: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def invocation_target(op_name: str, run_id: str) -> Path:
+    """A new target folder for one dbt invocation (dagster-dbt's naming), seeded with the parse state
+    of the current warehouse when there is one (dagster-dbt then keeps it instead of the project's)."""
+    target = (
+        dbt_project.project_dir / dbt_project.target_path / f"{op_name}-{run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    )
+    state = _parse_state_of_this_warehouse()
+    if state.exists():
+        _copy_atomically(state, target / PARTIAL_PARSE_FILE)
+    return target
+
+
+def keep_partial_parse(invocation_target: Path) -> None:
+    """Keep a dbt invocation's parse state for the next invocation: as the project's (dagster-dbt's
+    seed for every invocation) and as the current warehouse's (`invocation_target`).
+
+    dagster-dbt runs each invocation in its own target directory, seeded with the project's
+    partial_parse.msgpack. That file came from `dbt parse`, without the build's `--vars` and with
+    the profile as it was then, so dbt threw it away and parsed the whole project on every build.
+    dbt still checks the file itself (files, vars, profile) and parses in full when any differs, so
+    copying back the newest one is always safe.
+    """
+    source = Path(invocation_target) / PARTIAL_PARSE_FILE
+    if not source.exists():
+        return
+    _copy_atomically(source, dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE)
+    _copy_atomically(source, _parse_state_of_this_warehouse())
+    states = sorted(
+        _parse_state_of_this_warehouse().parent.glob("*.msgpack"), key=lambda p: p.stat().st_mtime
+    )
+    for stale in states[: max(len(states) - PARSE_STATES_KEPT, 0)]:
+        stale.unlink(missing_ok=True)
+
+
+INVOCATION_TARGETS_KEPT = 10
+
+
+def prune_invocation_targets(keep: int = INVOCATION_TARGETS_KEPT) -> None:
+    """Delete all but the newest `keep` per-invocation target folders of the dbt assets.
+
+    dagster-dbt gives every `dbt build` a target folder of its own (`<asset op>-<run>-<hash>`,
+    about 5 MB: compiled SQL, run_results.json, dbt.log); without this they piled up by the hundred.
+    """
+    target = dbt_project.project_dir / dbt_project.target_path
+    folders = sorted(
+        (path for path in target.glob("order_audit_dbt_assets-*") if path.is_dir()),
+        key=lambda path: path.stat().st_mtime,
+    )
+    for folder in folders[: max(len(folders) - keep, 0)]:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+BUILD_OUTPUTS = frozenset({"target", "logs", "dbt_packages"})
+
+
+def _project_source_files() -> Iterator[Path]:
+    for folder, subfolders, files in os.walk(DBT_PROJECT_DIR):
+        if Path(folder) == DBT_PROJECT_DIR:
+            subfolders[:] = [name for name in subfolders if name not in BUILD_OUTPUTS]
+        for name in files:
+            yield Path(folder) / name
+
+
 def manifest_is_current() -> bool:
     """Whether target/manifest.json is newer than every source file of the dbt project."""
     manifest = dbt_project.manifest_path
     if not manifest.exists():
         return False
-    build_outputs = {"target", "logs", "dbt_packages"}
-    sources = (
-        path
-        for path in DBT_PROJECT_DIR.rglob("*")
-        if path.is_file() and path.relative_to(DBT_PROJECT_DIR).parts[0] not in build_outputs
-    )
-    return manifest.stat().st_mtime >= max(path.stat().st_mtime for path in sources)
+    return manifest.stat().st_mtime >= max(path.stat().st_mtime for path in _project_source_files())
+
+
+def _parse_project(*, unless_current: bool) -> None:
+    """`dbt parse` into target/, one process at a time (a run, the UI and tests may start together: a
+    manifest.json read while another process writes it would be cut short)."""
+    target = dbt_project.project_dir / dbt_project.target_path
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (unless_current and manifest_is_current()):
+            dbt_cli().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
 
 
 def prepare_manifest() -> None:
     """Parse the dbt project into target/manifest.json unless it is current (`dagster dev` always parses)."""
-    if not manifest_is_current():
-        dbt_cli().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+    _parse_project(unless_current=True)
 
 
 if dbt_project.preparer.using_dagster_dev():
-    dbt_cli().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+    _parse_project(unless_current=False)
 elif not dbt_project.manifest_path.exists():
     prepare_manifest()
