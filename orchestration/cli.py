@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -75,12 +76,19 @@ def _default_range(
     return pending[0], pending[-1]
 
 
+# The project's earlier dagster.yaml files: a DAGSTER_HOME holding one unchanged gets the current one.
+EARLIER_DAGSTER_YAML_SHA256 = frozenset({"888de44d8c6c49ee32d500f921d696239a238e2e2825b93276044583b13693b9"})
+
+
 def ensure_dagster_home() -> Path:
-    """DAGSTER_HOME (default .dagster_home in the repo, git-ignored) with the project's dagster.yaml."""
+    """DAGSTER_HOME (default .dagster_home in the repo, git-ignored) with the project's dagster.yaml.
+
+    A dagster.yaml the user wrote or edited is left alone; one the project copied in an earlier version
+    is replaced (the storage it names reads the same files)."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME)))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    if not config.exists() or hashlib.sha256(config.read_bytes()).hexdigest() in EARLIER_DAGSTER_YAML_SHA256:
         shutil.copyfile(Path(__file__).with_name("dagster.yaml"), config)
     return home
 

@@ -29,6 +29,12 @@ def _first_line(error: Any) -> str:
     return lines[0] if lines else error.cls_name or "error"
 
 
+def _one_line(error: Any, limit: int = 600) -> str:
+    """A whole error message on one line (DuckDB puts the original cause, e.g. a full disk, on its last)."""
+    text = " ".join(line.strip() for line in error.message.strip().splitlines() if line.strip())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _root_cause(error: Any) -> Any:
     """The innermost error a Dagster step error was raised from (its `cause`, else its `context`)."""
     while (inner := error.cause or error.context) is not None:
@@ -46,7 +52,7 @@ def _step_failures(result: Any) -> list[dict[str, str]]:
                 failure = {"step": event.step_key, "error": _first_line(error)}
                 cause = _root_cause(error)
                 if cause is not error:
-                    failure["cause"] = _first_line(cause)
+                    failure["cause"] = _one_line(cause)
                 failures.append(failure)
     return failures
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,6 +64,27 @@ def isolated_environ() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+_DAGSTER_HOME_LOCK = threading.Lock()
+
+
+def instance_at(dagster_home: Path) -> Any:
+    """The Dagster instance of a DAGSTER_HOME other than this process's (the project's dagster.yaml
+    names its storage folder as `env: DAGSTER_HOME`, read when the instance is made). Tests that run
+    chains in threads call it from several threads: the variable is process-wide, hence the lock."""
+    from dagster import DagsterInstance
+
+    with _DAGSTER_HOME_LOCK:
+        saved = os.environ.get("DAGSTER_HOME")
+        os.environ["DAGSTER_HOME"] = str(dagster_home)
+        try:
+            return DagsterInstance.from_config(str(dagster_home))
+        finally:
+            if saved is None:
+                os.environ.pop("DAGSTER_HOME")
+            else:
+                os.environ["DAGSTER_HOME"] = saved
 
 
 def use_env(env: PipelineEnv) -> None:

@@ -34,12 +34,12 @@ from typing import Any
 
 import duckdb
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterEventType
 
 from orchestration.generator import generate
 from orchestration.publish.serving import MART_TABLES
 from orchestration.settings import PROJECT_ROOT
-from tests.conftest import PipelineEnv
+from tests.conftest import PipelineEnv, instance_at
 
 ORDERS, SEED, DAYS = 60, 13, 3
 START = date(2026, 11, 1)
@@ -85,7 +85,7 @@ def _step_failures(dagster_home: Path, known_runs: set[str]) -> dict[str, str]:
     """The failed steps of the run `order-audit run` just made (none when no run was made)."""
     if not (dagster_home / "dagster.yaml").exists():
         return {}
-    instance = DagsterInstance.from_config(str(dagster_home))
+    instance = instance_at(dagster_home)
     try:
         runs = [run for run in instance.get_runs(limit=5) if run.run_id not in known_runs]
         if not runs:
@@ -102,7 +102,7 @@ def _step_failures(dagster_home: Path, known_runs: set[str]) -> dict[str, str]:
 def _run_ids(dagster_home: Path) -> set[str]:
     if not (dagster_home / "dagster.yaml").exists():
         return set()
-    instance = DagsterInstance.from_config(str(dagster_home))
+    instance = instance_at(dagster_home)
     try:
         return {run.run_id for run in instance.get_runs()}
     finally:

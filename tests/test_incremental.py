@@ -129,7 +129,7 @@ def two_warehouses(
 
     daily = pipeline_env(tmp_path_factory.mktemp("daily"))
     full = pipeline_env(tmp_path_factory.mktemp("full"))
-    generate(daily.extracts, orders=300, seed=11, days=5)
+    generate(daily.extracts, orders=300, seed=11, days=3)
     shutil.copytree(daily.extracts, full.extracts)
     found = (re.search(r"_(\d{4}-\d{2}-\d{2})", p.name) for p in daily.extracts.glob("*/*"))
     dates = sorted({match.group(1) for match in found if match})

@@ -1,0 +1,91 @@
+"""The project's Dagster storage (orchestration/dagster_storage.py): Dagster's SQLite files, pooled connections.
+
+A real Dagster instance on the project's dagster.yaml runs a small job with an asset and an asset check;
+Dagster's own SQLite storage, on the same folder, then reads the same run, events and asset records.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from dagster import (
+    AssetCheckResult,
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    asset,
+    asset_check,
+    define_asset_job,
+)
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+from orchestration.dagster_storage import PooledSqliteEventLogStorage
+from tests.conftest import instance_at
+
+PROJECT_DAGSTER_YAML = Path(__file__).parents[1] / "orchestration" / "dagster.yaml"
+
+
+@asset
+def numbers() -> list[int]:
+    return [1, 2, 3]
+
+
+@asset_check(asset=numbers)
+def numbers_are_positive() -> AssetCheckResult:
+    return AssetCheckResult(passed=True)
+
+
+def _run_the_job(instance: DagsterInstance) -> str:
+    job = Definitions(
+        assets=[numbers], asset_checks=[numbers_are_positive], jobs=[define_asset_job("numbers_job")]
+    ).resolve_job_def("numbers_job")
+    result = job.execute_in_process(instance=instance)
+    assert result.success
+    return result.run_id
+
+
+def _what_is_stored(instance: DagsterInstance, run_id: str) -> tuple[object, ...]:
+    events = [entry.dagster_event_type for entry in instance.all_logs(run_id)]
+    materialization = instance.get_latest_materialization_event(AssetKey("numbers"))
+    return (
+        instance.get_run_by_id(run_id).status,  # type: ignore[union-attr]
+        events,
+        materialization is not None and materialization.run_id == run_id,
+        len(instance.get_records_for_run(run_id).records),
+    )
+
+
+def test_the_project_storage_writes_what_dagsters_own_storage_reads(tmp_path: Path) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+    pooled = instance_at(home)
+    try:
+        assert type(pooled.event_log_storage) is PooledSqliteEventLogStorage
+        run_id = _run_the_job(pooled)
+        stored = _what_is_stored(pooled, run_id)
+    finally:
+        pooled.dispose()
+    assert DagsterEventType.ASSET_CHECK_EVALUATION in stored[1]
+    assert DagsterEventType.ASSET_MATERIALIZATION in stored[1]
+
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # Dagster's default storage
+    default = instance_at(home)
+    try:
+        assert type(default.event_log_storage) is SqliteEventLogStorage
+        assert _what_is_stored(default, run_id) == stored
+        run_by_default = _run_the_job(default)  # and the other way round
+    finally:
+        default.dispose()
+
+    shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+    pooled = instance_at(home)
+    try:
+        assert _what_is_stored(pooled, run_by_default)[0] == stored[0]
+        assert len(pooled.get_runs()) == 2
+        pooled.event_log_storage.wipe()  # the run shards' files go: no open connection may keep them
+        assert list(pooled.all_logs(run_id)) == []
+    finally:
+        pooled.dispose()
