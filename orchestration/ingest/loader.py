@@ -252,9 +252,8 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, landing: Landing
     except BaseException as error:
         try:
             con.execute("rollback")
-        except (
-            duckdb.Error
-        ) as rollback_error:  # e.g. a full disk fails the rollback too: keep the first cause
+        except duckdb.Error as rollback_error:
+            # e.g. a full disk fails the rollback too: keep the first cause, note the second
             error.add_note(f"and the rollback failed: {rollback_error}")
         raise
     return status
