@@ -44,6 +44,41 @@ class PipelineEnv:
         }
 
 
+# Columns whose values belong to the run that wrote the row (ids, load and publish stamps, the landing
+# file's absolute path): tests that compare two runs' tables leave them out.
+PER_RUN_COLUMNS = frozenset(
+    {
+        "load_id",
+        "loaded_through",
+        "loaded_at",
+        "file_path",
+        "quarantined_at",
+        "run_id",
+        "validated_at",
+        "published_at",
+    }
+)
+
+
+def run_environ(env: PipelineEnv, **settings: str) -> dict[str, str]:
+    """The environment of an `order-audit run` child process on `env`: this one's, without its
+    ORDER_AUDIT_* settings and Dagster home, plus the env's, a temp folder of its own (the GX
+    launcher's per-validation folders land there) and `settings` (ORDER_AUDIT_<NAME>)."""
+    inherited = {
+        k: v for k, v in os.environ.items() if not k.startswith("ORDER_AUDIT_") and k != "DAGSTER_HOME"
+    }
+    temp = env.root / "tmp"
+    temp.mkdir(parents=True, exist_ok=True)
+    env.dagster_home.mkdir(parents=True, exist_ok=True)
+    return {
+        **inherited,
+        **env.as_environ(),
+        **{f"ORDER_AUDIT_{name.upper()}": value for name, value in settings.items()},
+        "TMPDIR": str(temp),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def pipeline_env(root: Path) -> PipelineEnv:
     env = PipelineEnv(
         root, root / "extracts", root / "warehouse.duckdb", root / "serving" / "oa.duckdb", root / "dh"

@@ -45,7 +45,7 @@ import pytest
 from orchestration.generator import generate
 from orchestration.publish.serving import MART_TABLES
 from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT
-from tests.conftest import PipelineEnv, pipeline_env
+from tests.conftest import PER_RUN_COLUMNS, PipelineEnv, pipeline_env, run_environ
 from tests.test_incremental import _copy_of, _correct_orders_file, _rows
 
 ORDERS, SEED, DAYS, BAD_ROWS = 100, 29, 3, 0.02
@@ -55,20 +55,6 @@ READER_FIGURES = PROJECT_ROOT / "benchmarks" / "results" / "crash_readers.json"
 # --verbose: the triggers read Dagster's step events and dbt's node log from the run's own output.
 RUN_COMMAND = (sys.executable, "-m", "orchestration.cli", "run", "--verbose")
 
-# Columns whose values belong to the run that wrote the row (ids, load and publish stamps, the landing
-# file's absolute path); every other column must be the same after a kill and a rerun.
-PER_RUN_COLUMNS = frozenset(
-    {
-        "load_id",
-        "loaded_through",
-        "loaded_at",
-        "file_path",
-        "quarantined_at",
-        "run_id",
-        "validated_at",
-        "published_at",
-    }
-)
 
 Contents = dict[str, list[tuple[object, ...]]]
 
@@ -384,28 +370,13 @@ class Run:
         return "\n".join(self.output[-40:])
 
 
-def _environ(env: PipelineEnv) -> dict[str, str]:
-    inherited = {
-        k: v for k, v in os.environ.items() if not k.startswith("ORDER_AUDIT_") and k != "DAGSTER_HOME"
-    }
-    temp = env.root / "tmp"
-    temp.mkdir(exist_ok=True)
-    return {
-        **inherited,
-        **env.as_environ(),
-        "ORDER_AUDIT_GX_DOCS_DIR": str(env.root / "gx_docs"),
-        "TMPDIR": str(temp),  # the GX launcher's per-validation folders land here
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
 def _run(env: PipelineEnv, trigger: Trigger | None = None) -> Run:
     """One `order-audit run`; with a trigger, SIGKILL its whole process group when the trigger fires."""
     started = time.monotonic()
     process = subprocess.Popen(
         RUN_COMMAND,
         cwd=PROJECT_ROOT,
-        env=_environ(env),
+        env=run_environ(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -39,26 +39,13 @@ from dagster import DagsterEventType
 from orchestration.generator import generate
 from orchestration.publish.serving import MART_TABLES
 from orchestration.settings import PROJECT_ROOT
-from tests.conftest import PipelineEnv, instance_at
+from tests.conftest import PER_RUN_COLUMNS, PipelineEnv, instance_at, run_environ
 
 ORDERS, SEED, DAYS = 60, 13, 3
 START = date(2026, 11, 1)
 WAREHOUSE_FS_MB, SERVING_FS_MB = 48, 8
 SERVING_ROOM_LEFT = 512 * 1024  # less than the new serving file needs (about 2.6 MB at 60 orders)
 RUN_TIMEOUT_SECONDS = 900
-# Columns whose values belong to the run that wrote the row.
-PER_RUN_COLUMNS = frozenset(
-    {
-        "load_id",
-        "loaded_through",
-        "loaded_at",
-        "file_path",
-        "quarantined_at",
-        "run_id",
-        "validated_at",
-        "published_at",
-    }
-)
 NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device"
 
 
@@ -150,29 +137,13 @@ def _fill(mount: Path, leave_bytes: int) -> Path:
     return filler
 
 
-def _environ(env: PipelineEnv) -> dict[str, str]:
-    inherited = {
-        k: v for k, v in os.environ.items() if not k.startswith("ORDER_AUDIT_") and k != "DAGSTER_HOME"
-    }
-    temp = env.root / "tmp"
-    temp.mkdir(parents=True, exist_ok=True)
-    env.dagster_home.mkdir(parents=True, exist_ok=True)
-    return {
-        **inherited,
-        **env.as_environ(),
-        "ORDER_AUDIT_GX_DOCS_DIR": str(env.root / "gx_docs"),
-        "TMPDIR": str(temp),
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
 def _run(env: PipelineEnv, *args: str) -> RunResult:
     runs_before = _run_ids(env.dagster_home)
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "orchestration.cli", "run", *args],
         cwd=PROJECT_ROOT,
-        env=_environ(env),
+        env=run_environ(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

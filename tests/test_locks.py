@@ -23,7 +23,7 @@ import pytest
 from orchestration.generator import generate
 from orchestration.locks import LockHolder, WarehouseLockedError, claim_warehouse, wait_until_writable
 from orchestration.settings import PROJECT_ROOT
-from tests.conftest import PipelineEnv, pipeline_env
+from tests.conftest import PipelineEnv, pipeline_env, run_environ
 
 EXIT_WAREHOUSE_LOCKED = 3
 RUN_TIMEOUT_SECONDS = 900.0
@@ -84,22 +84,6 @@ def holders() -> Iterator[list[Holder]]:
             holder.process.wait()
 
 
-def _environ(env: PipelineEnv, lock_timeout: float) -> dict[str, str]:
-    inherited = {
-        k: v for k, v in os.environ.items() if not k.startswith("ORDER_AUDIT_") and k != "DAGSTER_HOME"
-    }
-    temp = env.root / "tmp"
-    temp.mkdir(exist_ok=True)
-    return {
-        **inherited,
-        **env.as_environ(),
-        "ORDER_AUDIT_GX_DOCS_DIR": str(env.root / "gx_docs"),
-        "ORDER_AUDIT_LOCK_TIMEOUT_SECONDS": str(lock_timeout),
-        "TMPDIR": str(temp),
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
 @dataclass
 class Run:
     """An `order-audit run` in a child process; its output is read as it comes."""
@@ -137,7 +121,7 @@ def _start_run(env: PipelineEnv, lock_timeout: float) -> Run:
     process = subprocess.Popen(
         [sys.executable, "-m", "orchestration.cli", "run"],
         cwd=PROJECT_ROOT,
-        env=_environ(env, lock_timeout),
+        env=run_environ(env, lock_timeout_seconds=str(lock_timeout)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

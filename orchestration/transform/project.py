@@ -9,7 +9,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
@@ -93,6 +93,22 @@ def _copy_atomically(source: Path, destination: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def _delete_all_but_newest(paths: Iterable[Path], keep: int) -> None:
+    """Delete files or folders, all but the `keep` most recently modified. Another run may delete
+    some of them meanwhile: a path that is gone is no longer counted, never an error."""
+    ages = []
+    for path in paths:
+        try:
+            ages.append((path.stat().st_mtime, path))
+        except FileNotFoundError:
+            continue
+    for _, stale in sorted(ages)[: max(len(ages) - keep, 0)]:
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 def invocation_target(op_name: str, run_id: str) -> Path:
     """A new target folder for one dbt invocation (dagster-dbt's naming), seeded with the parse state
     of the current warehouse when there is one (dagster-dbt then keeps it instead of the project's)."""
@@ -119,12 +135,9 @@ def keep_partial_parse(invocation_target: Path) -> None:
     if not source.exists():
         return
     _copy_atomically(source, dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE)
-    _copy_atomically(source, _parse_state_of_this_warehouse())
-    states = sorted(
-        _parse_state_of_this_warehouse().parent.glob("*.msgpack"), key=lambda p: p.stat().st_mtime
-    )
-    for stale in states[: max(len(states) - PARSE_STATES_KEPT, 0)]:
-        stale.unlink(missing_ok=True)
+    state = _parse_state_of_this_warehouse()
+    _copy_atomically(source, state)
+    _delete_all_but_newest(state.parent.glob("*.msgpack"), PARSE_STATES_KEPT)
 
 
 INVOCATION_TARGETS_KEPT = 10
@@ -137,12 +150,7 @@ def prune_invocation_targets(keep: int = INVOCATION_TARGETS_KEPT) -> None:
     about 5 MB: compiled SQL, run_results.json, dbt.log); without this they piled up by the hundred.
     """
     target = dbt_project.project_dir / dbt_project.target_path
-    folders = sorted(
-        (path for path in target.glob("order_audit_dbt_assets-*") if path.is_dir()),
-        key=lambda path: path.stat().st_mtime,
-    )
-    for folder in folders[: max(len(folders) - keep, 0)]:
-        shutil.rmtree(folder, ignore_errors=True)
+    _delete_all_but_newest((path for path in target.glob("order_audit_dbt_assets-*") if path.is_dir()), keep)
 
 
 BUILD_OUTPUTS = frozenset({"target", "logs", "dbt_packages"})
