@@ -292,6 +292,24 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if all(run["succeeded"] for run in report["runs"]) else 1
 
 
+def _routing_check(args: argparse.Namespace) -> int:
+    from orchestration.routing import RoutingError, load_routing
+
+    try:
+        routing = load_routing(Path(args.file) if args.file else None)
+    except RoutingError as error:
+        print(f"order-audit: routing rules not valid: {error}", file=sys.stderr)
+        return 2
+    print(f"{routing.path}: {len(routing.rules)} rules, {len(routing.routes)} routes, valid")
+    for rule in routing.rules:
+        codes = ", ".join(rule.exception_codes) or "any code"
+        print(
+            f"  {rule.rule_order:>2}. {rule.name:<24} {rule.priority} {rule.resolve_within_hours:>4} h"
+            f"  {rule.owner_team:<14} -> {rule.route:<24} {codes}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="order-audit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -370,6 +388,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", help="JSON file for the figures (default benchmarks/results/bench_<N>.json)"
     )
     bench.set_defaults(handler=_bench)
+
+    routing = commands.add_parser("routing", help="the exception routing rules (routing.yml)")
+    routing_commands = routing.add_subparsers(dest="routing_command", required=True)
+    check = routing_commands.add_parser(
+        "check", help="validate the routing rules and list them in match order"
+    )
+    check.add_argument("--file", help="a routing file (default: ORDER_AUDIT_ROUTING, else routing.yml)")
+    check.set_defaults(handler=_routing_check)
     return parser
 
 

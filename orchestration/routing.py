@@ -1,0 +1,281 @@
+"""The routing rules file (routing.yml): who owns each exception, its route, priority, SLA and expected outcome.
+
+`load_routing()` reads and validates the file and returns the rules in match order. Every mistake is a
+`RoutingError` that names the file, the line and the field, e.g.
+`routing.yml:14: rules[1].priority: 'p5' is not one of p1, p2, p3, p4`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT
+
+PRIORITIES = ("p1", "p2", "p3", "p4")
+SOURCE_SYSTEMS = ("storefront", "psp", "wms", "catalog")
+MATCH_KEYS = (
+    "exception_code",
+    "channel",
+    "currency",
+    "warehouse_id",
+    "source_system",
+    "min_amount_at_risk",
+    "max_amount_at_risk",
+)
+RULE_KEYS = ("name", "match", "owner_team", "route", "priority", "resolve_within_hours", "expected_outcome")
+REQUIRED_RULE_KEYS = tuple(key for key in RULE_KEYS if key != "match")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
+AMOUNT_PATTERN = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
+
+
+class RoutingError(ValueError):
+    """A routing file that cannot be used, with the file, line and field that are wrong."""
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    rule_order: int
+    name: str
+    owner_team: str
+    route: str
+    priority: str
+    resolve_within_hours: int
+    expected_outcome: str
+    exception_codes: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    currencies: tuple[str, ...] = ()
+    warehouse_ids: tuple[str, ...] = ()
+    source_systems: tuple[str, ...] = ()
+    min_amount_at_risk: Decimal | None = None
+    max_amount_at_risk: Decimal | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return not (
+            self.exception_codes
+            or self.channels
+            or self.currencies
+            or self.warehouse_ids
+            or self.source_systems
+            or self.min_amount_at_risk is not None
+            or self.max_amount_at_risk is not None
+        )
+
+
+@dataclass(frozen=True)
+class Routing:
+    path: Path
+    rules: tuple[RoutingRule, ...] = field(default=())
+
+    @property
+    def routes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(rule.route for rule in self.rules))
+
+
+def routing_path() -> Path:
+    value = os.environ.get("ORDER_AUDIT_ROUTING", "").strip()
+    path = Path(value) if value else PROJECT_ROOT / "routing.yml"
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def known_exception_codes() -> tuple[str, ...]:
+    seed = str(DBT_PROJECT_DIR / "seeds" / "exception_codes.csv").replace("'", "''")
+    with duckdb.connect() as con:
+        rows = con.execute(
+            f"select exception_code from read_csv('{seed}', header = true, all_varchar = true) order by 1"
+        ).fetchall()
+    return tuple(str(row[0]) for row in rows)
+
+
+class _Checker:
+    def __init__(self, path: Path, known_codes: tuple[str, ...]) -> None:
+        self.path = path
+        self.known_codes = known_codes
+
+    def fail(self, node: yaml.Node, where: str, message: str) -> RoutingError:
+        return RoutingError(f"{self.path}:{node.start_mark.line + 1}: {where}: {message}")
+
+    def mapping(self, node: yaml.Node, where: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, where, "must be a mapping of keys to values")
+        found: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key not in allowed:
+                raise self.fail(key_node, where, f"unknown key {key!r}; allowed: {', '.join(allowed)}")
+            if key in found:
+                raise self.fail(key_node, f"{where}.{key}", "is given twice")
+            found[key] = value_node
+        return found
+
+    def text(self, node: yaml.Node, where: str) -> str:
+        if (
+            not isinstance(node, yaml.ScalarNode)
+            or node.tag != "tag:yaml.org,2002:str"
+            or not node.value.strip()
+        ):
+            raise self.fail(node, where, "must be a non-empty string")
+        return node.value.strip()
+
+    def name(self, node: yaml.Node, where: str) -> str:
+        value = self.text(node, where)
+        if not NAME_PATTERN.fullmatch(value):
+            raise self.fail(
+                node, where, f"{value!r} must be lower-case letters, digits, '-' or '_' (at most 63)"
+            )
+        return value
+
+    def one_of(self, node: yaml.Node, where: str, values: tuple[str, ...]) -> str:
+        value = self.text(node, where)
+        if value not in values:
+            raise self.fail(node, where, f"{value!r} is not one of {', '.join(values)}")
+        return value
+
+    def hours(self, node: yaml.Node, where: str) -> int:
+        if (
+            not isinstance(node, yaml.ScalarNode)
+            or node.tag != "tag:yaml.org,2002:int"
+            or int(node.value) <= 0
+        ):
+            raise self.fail(
+                node, where, f"{getattr(node, 'value', node)!r} must be a positive whole number of hours"
+            )
+        return int(node.value)
+
+    def sentence(self, node: yaml.Node, where: str) -> str:
+        value = self.text(node, where)
+        if "\n" in value or not value.endswith("."):
+            raise self.fail(node, where, "must be one sentence on one line, ending with '.'")
+        return value
+
+    def values(self, node: yaml.Node, where: str) -> list[tuple[yaml.Node, str]]:
+        items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        if not items:
+            raise self.fail(node, where, "must list at least one value")
+        return [(item, self.text(item, where)) for item in items]
+
+    def amount(self, node: yaml.Node, where: str) -> Decimal:
+        value = node.value.strip() if isinstance(node, yaml.ScalarNode) else ""
+        if not AMOUNT_PATTERN.fullmatch(value):
+            raise self.fail(node, where, f'{value!r} must be a non-negative decimal such as "500.00"')
+        try:
+            return Decimal(value)
+        except InvalidOperation as error:  # pragma: no cover - the pattern admits only decimals
+            raise self.fail(node, where, f"{value!r} is not a decimal") from error
+
+    def match(self, node: yaml.Node, where: str) -> dict[str, Any]:
+        keys = self.mapping(node, where, MATCH_KEYS)
+        if not keys:
+            raise self.fail(node, where, "is empty; leave `match` out for the default rule")
+        result: dict[str, Any] = {}
+        for key, value_node in keys.items():
+            at = f"{where}.{key}"
+            if key in ("min_amount_at_risk", "max_amount_at_risk"):
+                result[key] = self.amount(value_node, at)
+                continue
+            listed = self.values(value_node, at)
+            for item, value in listed:
+                if key == "exception_code" and value not in self.known_codes:
+                    raise self.fail(
+                        item,
+                        at,
+                        f"{value!r} is not an exception code (see dbt_project/seeds/exception_codes.csv)",
+                    )
+                if key == "source_system" and value not in SOURCE_SYSTEMS:
+                    raise self.fail(item, at, f"{value!r} is not one of {', '.join(SOURCE_SYSTEMS)}")
+                if key == "currency" and not CURRENCY_PATTERN.fullmatch(value):
+                    raise self.fail(item, at, f"{value!r} is not a 3-letter upper-case ISO 4217 code")
+            result[key] = tuple(dict.fromkeys(value for _, value in listed))
+        low, high = result.get("min_amount_at_risk"), result.get("max_amount_at_risk")
+        if low is not None and high is not None and low > high:
+            raise self.fail(
+                keys["max_amount_at_risk"],
+                where,
+                f"min_amount_at_risk {low} is above max_amount_at_risk {high}",
+            )
+        return result
+
+    def rule(self, node: yaml.Node, index: int) -> RoutingRule:
+        where = f"rules[{index}]"
+        keys = self.mapping(node, where, RULE_KEYS)
+        missing = [key for key in REQUIRED_RULE_KEYS if key not in keys]
+        if missing:
+            raise self.fail(node, where, f"missing {', '.join(missing)}")
+        match = self.match(keys["match"], f"{where}.match") if "match" in keys else {}
+        return RoutingRule(
+            rule_order=index + 1,
+            name=self.name(keys["name"], f"{where}.name"),
+            owner_team=self.name(keys["owner_team"], f"{where}.owner_team"),
+            route=self.name(keys["route"], f"{where}.route"),
+            priority=self.one_of(keys["priority"], f"{where}.priority", PRIORITIES),
+            resolve_within_hours=self.hours(keys["resolve_within_hours"], f"{where}.resolve_within_hours"),
+            expected_outcome=self.sentence(keys["expected_outcome"], f"{where}.expected_outcome"),
+            exception_codes=match.get("exception_code", ()),
+            channels=match.get("channel", ()),
+            currencies=match.get("currency", ()),
+            warehouse_ids=match.get("warehouse_id", ()),
+            source_systems=match.get("source_system", ()),
+            min_amount_at_risk=match.get("min_amount_at_risk"),
+            max_amount_at_risk=match.get("max_amount_at_risk"),
+        )
+
+    def routing(self, root: yaml.Node | None) -> Routing:
+        if root is None:
+            raise RoutingError(f"{self.path}:1: the file is empty; it needs a `rules:` list")
+        rules_node = self.mapping(root, "file", ("rules",)).get("rules")
+        if not isinstance(rules_node, yaml.SequenceNode) or not rules_node.value:
+            raise self.fail(rules_node or root, "rules", "must be a non-empty list of rules")
+        rules = [self.rule(node, index) for index, node in enumerate(rules_node.value)]
+        seen: dict[str, int] = {}
+        for index, (rule, node) in enumerate(zip(rules, rules_node.value, strict=True)):
+            if rule.name in seen:
+                raise self.fail(
+                    node,
+                    f"rules[{index}].name",
+                    f"{rule.name!r} is also the name of rules[{seen[rule.name]}]",
+                )
+            seen[rule.name] = index
+            if rule.is_default and index < len(rules) - 1:
+                raise self.fail(
+                    node,
+                    f"rules[{index}]",
+                    "has no `match`, so it would catch everything: only the last rule may",
+                )
+        if not rules[-1].is_default:
+            raise self.fail(
+                rules_node.value[-1],
+                f"rules[{len(rules) - 1}]",
+                "the last rule must be the default: leave out its `match`",
+            )
+        return Routing(self.path, tuple(rules))
+
+
+def parse_routing(text: str, path: Path, known_codes: tuple[str, ...] | None = None) -> Routing:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        line = error.problem_mark.line + 1 if error.problem_mark else 1
+        raise RoutingError(f"{path}:{line}: not valid YAML: {error.problem}") from error
+    return _Checker(path, known_codes if known_codes is not None else known_exception_codes()).routing(root)
+
+
+def load_routing(path: Path | None = None) -> Routing:
+    path = path or routing_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise RoutingError(
+            f"{path}: no routing file there (set ORDER_AUDIT_ROUTING or restore routing.yml)"
+        ) from error
+    except UnicodeDecodeError as error:
+        raise RoutingError(f"{path}: not UTF-8 text") from error
+    return parse_routing(text, path)
