@@ -302,10 +302,9 @@ def _routing_check(args: argparse.Namespace) -> int:
         return 2
     print(f"{routing.path}: {len(routing.rules)} rules, {len(routing.routes)} routes, valid")
     for rule in routing.rules:
-        codes = ", ".join(rule.exception_codes) or "any code"
         print(
             f"  {rule.rule_order:>2}. {rule.name:<24} {rule.priority} {rule.resolve_within_hours:>4} h"
-            f"  {rule.owner_team:<14} -> {rule.route:<24} {codes}"
+            f"  {rule.owner_team:<14} -> {rule.route:<24} {rule.matches}"
         )
     return 0
 

@@ -59,6 +59,24 @@ class RoutingRule:
     max_amount_at_risk: Decimal | None = None
 
     @property
+    def matches(self) -> str:
+        """What the rule matches, in words: `UNDERPAID, OVERPAID; currency EUR; at risk >= 500.00`."""
+        parts = [", ".join(self.exception_codes) or "any code"]
+        for label, values in (
+            ("channel", self.channels),
+            ("currency", self.currencies),
+            ("warehouse", self.warehouse_ids),
+            ("source", self.source_systems),
+        ):
+            if values:
+                parts.append(f"{label} {'/'.join(values)}")
+        if self.min_amount_at_risk is not None:
+            parts.append(f"at risk >= {self.min_amount_at_risk}")
+        if self.max_amount_at_risk is not None:
+            parts.append(f"at risk <= {self.max_amount_at_risk}")
+        return "; ".join(parts)
+
+    @property
     def is_default(self) -> bool:
         return not (
             self.exception_codes

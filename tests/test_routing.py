@@ -181,3 +181,4 @@ def test_the_environment_variable_chooses_the_file_and_the_cli_reports_its_error
     assert result.returncode == 0, result.stderr
     assert f"{bad}: 2 rules, 2 routes, valid" in result.stdout
     assert "big-money" in result.stdout and "any code" in result.stdout
+    assert "UNDERPAID, OVERPAID; currency EUR; at risk >= 500.00" in result.stdout
