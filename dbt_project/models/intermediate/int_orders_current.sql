@@ -31,7 +31,7 @@ current_versions as (
     from {{ ref('int_order_versions_sequenced') }}
     where
         is_current
-        {%- if keyed_incremental() %}
+    {%- if keyed_incremental() %}
         and order_id in ({{ orders_rewritten_in(ref('int_order_versions_sequenced')) }})
         {%- endif %}
 ),
