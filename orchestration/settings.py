@@ -27,6 +27,7 @@ class Settings:
     first_extract_date: str
     freshness_max_days: int
     lock_timeout_seconds: float  # how long `order-audit run` waits for the warehouse to be free
+    routing_file: Path  # the exception routing rules (orchestration/routing.py)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,4 +42,5 @@ class Settings:
             first_extract_date=os.environ.get("ORDER_AUDIT_FIRST_EXTRACT_DATE", "2026-10-01"),
             freshness_max_days=int(os.environ.get("ORDER_AUDIT_FRESHNESS_MAX_DAYS", "2")),
             lock_timeout_seconds=float(os.environ.get("ORDER_AUDIT_LOCK_TIMEOUT_SECONDS", "60")),
+            routing_file=_path("ORDER_AUDIT_ROUTING", PROJECT_ROOT / "routing.yml"),
         )
