@@ -35,6 +35,7 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 # The extract contract's pattern (orchestration/ingest/sources.py), not imported: importing the ingest
 # package loads Dagster, a second of start-up for `order-audit routing check`.
 CURRENCY_PATTERN = r"[A-Z]{3}"
+HOURS_PATTERN = re.compile(r"[0-9]{1,6}")
 AMOUNT_PATTERN = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
 
 
@@ -158,9 +159,10 @@ class _Checker:
         return value
 
     def hours(self, node: yaml.Node, where: str) -> int:
+        # Plain decimal digits only: YAML 1.1 also reads 0x18, 0o17 and 1:30 as integers.
         if (
             not isinstance(node, yaml.ScalarNode)
-            or node.tag != "tag:yaml.org,2002:int"
+            or not HOURS_PATTERN.fullmatch(node.value)
             or int(node.value) <= 0
         ):
             raise self.fail(

@@ -108,6 +108,16 @@ def test_a_valid_file_is_read_in_match_order_with_exact_amounts() -> None:
         ),
         (
             "resolve_within_hours: 24",
+            "resolve_within_hours: 0x18",
+            "routing.yml:10: rules[0].resolve_within_hours: '0x18' must be a positive whole number of hours",
+        ),
+        (
+            "resolve_within_hours: 24",
+            "resolve_within_hours: 1:30",
+            "routing.yml:10: rules[0].resolve_within_hours: '1:30' must be a positive whole number of hours",
+        ),
+        (
+            "resolve_within_hours: 24",
             "resolve_within_hours: 0",
             "rules[0].resolve_within_hours: '0' must be a positive",
         ),
