@@ -301,10 +301,13 @@ def _routing_check(args: argparse.Namespace) -> int:
         print(f"order-audit: routing rules not valid: {error}", file=sys.stderr)
         return 2
     print(f"{routing.path}: {len(routing.rules)} rules, {len(routing.routes)} routes, valid")
+    name_width = max(len(rule.name) for rule in routing.rules)
+    team_width = max(len(rule.owner_team) for rule in routing.rules)
+    route_width = max(len(rule.route) for rule in routing.rules)
     for rule in routing.rules:
         print(
-            f"  {rule.rule_order:>2}. {rule.name:<24} {rule.priority} {rule.resolve_within_hours:>4} h"
-            f"  {rule.owner_team:<14} -> {rule.route:<24} {rule.matches}"
+            f"  {rule.rule_order:>2}. {rule.name:<{name_width}}  {rule.priority} {rule.resolve_within_hours:>4} h"
+            f"  {rule.owner_team:<{team_width}} -> {rule.route:<{route_width}}  {rule.matches}"
         )
     return 0
 

@@ -231,3 +231,64 @@ def test_tables_written_before_the_loaded_through_stamp_are_rebuilt(
     built = _dbt_build(upgraded)
     assert built.returncode == 0, built.stdout[-3000:]
     assert _mart(upgraded) == _mart(daily)
+
+
+REGISTER_ROUTING_COLUMNS = (
+    "source_system",
+    "trigger",
+    "amount_at_risk",
+    "amount_at_risk_currency",
+    "channel",
+    "warehouse_id",
+    "routing_rule",
+    "route",
+    "priority",
+    "resolve_within_hours",
+    "expected_outcome",
+    "opened_at",
+    "due_at",
+    "age_days",
+    "age_bucket",
+    "sla_breached",
+)
+
+
+def test_a_register_from_before_routing_is_routed_and_gets_a_history(
+    two_warehouses: tuple[PipelineEnv, PipelineEnv], tmp_path: Path
+) -> None:
+    """A warehouse whose register predates routing (none of its columns, no history table): the next build
+    appends the columns, routes the open exceptions, keeps the resolved ones, and starts the history."""
+    daily, _ = two_warehouses
+    upgraded = _copy_of(daily, tmp_path / "register")
+    con = duckdb.connect(str(upgraded.warehouse))
+    for column in REGISTER_ROUTING_COLUMNS:
+        con.execute(f"alter table order_audit_exceptions drop column {column}")
+    con.execute("drop table order_audit_exception_history")
+    resolved = con.execute("select count(*) from order_audit_exceptions where status = 'resolved'").fetchall()
+    con.close()
+
+    built = _dbt_build(upgraded)
+    assert built.returncode == 0, built.stdout[-3000:]
+    routing = (
+        "select exception_id, owner_team, routing_rule, route, priority, amount_at_risk, trigger, source_system"
+        " from order_audit_exceptions where status = 'open'"
+    )
+    assert _rows(upgraded.warehouse, routing) == _rows(daily.warehouse, routing)
+    assert _rows(
+        upgraded.warehouse, "select count(*) from order_audit_exceptions where status = 'resolved'"
+    ) == (resolved)
+    history = _rows(
+        upgraded.warehouse,
+        "select h.change_type, e.status, count(*) from order_audit_exception_history as h"
+        " join order_audit_exceptions as e using (exception_id) group by all",
+    )
+    assert {(change, status) for change, status, _ in history} <= {
+        ("opened", "open"),
+        ("resolved", "resolved"),
+    }
+    assert (
+        sum(int(count) for *_, count in history)
+        == _rows(  # type: ignore[call-overload]
+            upgraded.warehouse, "select count(*) from order_audit_exceptions"
+        )[0][0]
+    )

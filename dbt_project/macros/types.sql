@@ -88,3 +88,17 @@
 {% macro default__sha256_hex(expression) -%}
     sha2({{ expression }}, 256)
 {%- endmacro %}
+
+{#- ts plus a whole number of hours, exact to the microsecond (dbt's cross-engine dateadd truncates to the
+    second on Spark). -#}
+{% macro add_hours(ts, hours) -%}
+    {{ return(adapter.dispatch('add_hours', 'order_audit')(ts, hours)) }}
+{%- endmacro %}
+
+{% macro duckdb__add_hours(ts, hours) -%}
+    ({{ ts }} + to_hours(cast({{ hours }} as bigint)))
+{%- endmacro %}
+
+{% macro default__add_hours(ts, hours) -%}
+    timestamp_micros(unix_micros({{ ts }}) + cast({{ hours }} as bigint) * 3600000000)
+{%- endmacro %}

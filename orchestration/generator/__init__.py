@@ -1,13 +1,14 @@
 """Seeded generator of landing extracts (extracts.md) with the exact exceptions they must raise.
 
 `generate()` writes `<out>/<source>/<source>_<date>[_<part>].<ext>` for the five sources and, next to
-them, `<out>/_ground_truth/` (ignored by the loader): `expected_exceptions.csv`, `scenarios.csv`,
-`manifest.json` and, when bad rows are on, `bad_rows.csv` and `rejected_files.csv`. Everything is
+them, `<out>/_ground_truth/` (ignored by the loader): `expected_exceptions.csv`, `expected_routing.csv` (the
+routing rules in force applied to them), `scenarios.csv`, `manifest.json` and, when bad rows are on, `bad_rows.csv` and `rejected_files.csv`. Everything is
 built set-based in one in-memory DuckDB session; the same arguments give byte-identical files.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -15,7 +16,9 @@ from pathlib import Path
 from orchestration.generator import bad_rows, catalog, delivery, inventory, payments, scenarios, writer
 from orchestration.generator import orders as order_builder
 from orchestration.generator.config import GenerationConfig
+from orchestration.generator.routing_truth import create_expected_routing
 from orchestration.generator.sqlkit import open_session
+from orchestration.routing import load_routing
 
 __all__ = ["GenerationSummary", "generate"]
 
@@ -79,6 +82,8 @@ def generate(
         inventory.add_stock_movements(ctx)
         inventory.create_stock_levels(ctx)
         expected = writer.create_expected_exceptions(ctx)
+        routing = load_routing()
+        create_expected_routing(ctx, routing)
         delivery.render_all(ctx)
         writer.release_build_tables(ctx)
         n_bad = bad_rows.add_bad_rows(ctx)
@@ -98,6 +103,7 @@ def generate(
             "scenario_orders": n_exc,
             "decoy_orders": n_dec,
             "expected_exceptions": expected,
+            "routing_file_sha256": hashlib.sha256(routing.path.read_bytes()).hexdigest(),
             "bad_rows": n_bad,
             "rejected_files": [p.name for _, p, _ in rejected],
             "rows_per_source": rows,

@@ -41,10 +41,15 @@ def _file_name(source: str, day: str, part: str = "NULL") -> str:
     return f"'{source}_' || day_text({day}) || coalesce('_' || {part}, '') || '.{EXTENSIONS[source]}'"
 
 
+def channel_sql(i: str) -> str:
+    """The sales channel of order `i` (null for about 8% of orders: the field is then absent, null or "")."""
+    return f"""CASE WHEN hx({i}, 'ch') % 100 < 50 THEN 'web' WHEN hx({i}, 'ch') % 100 < 75 THEN 'app'
+        WHEN hx({i}, 'ch') % 100 < 87 THEN 'marketplace' WHEN hx({i}, 'ch') % 100 < 92 THEN 'pos' END"""
+
+
 def _order_json(email: str) -> str:
     key = "v.i * 8 + v.seq"
-    channel = """CASE WHEN hx(f.i, 'ch') % 100 < 50 THEN '"web"' WHEN hx(f.i, 'ch') % 100 < 75 THEN '"app"'
-        WHEN hx(f.i, 'ch') % 100 < 87 THEN '"marketplace"' WHEN hx(f.i, 'ch') % 100 < 92 THEN '"pos"' END"""
+    channel = f"""'"' || ({channel_sql("f.i")}) || '"'"""
     store = """CASE WHEN hx(f.i, 'store') % 10 < 3 THEN ',"store_id":"' ||
         list_extract(['EU-1', 'US-2', 'JP-1'], (hx(f.i, 'storeid') % 3)::INTEGER + 1) || '"' ELSE '' END"""
     return f"""'{{"order_id":"' || f.order_id || '","customer_id":"' || f.customer_id || '"'

@@ -81,11 +81,19 @@ def write_ground_truth(
         ) TO {_path_sql(expected)} (FORMAT csv, HEADER true)
         """
     )
+    routing = folder / "expected_routing.csv"
+    ctx.run(
+        f"""
+        COPY (
+            SELECT * FROM expected_routing ORDER BY entity_type, entity_id, exception_code
+        ) TO {_path_sql(routing)} (FORMAT csv, HEADER true)
+        """
+    )
     scenarios = folder / "scenarios.csv"
     ctx.run(
         f"COPY (SELECT * FROM scenario_truth ORDER BY order_id) TO {_path_sql(scenarios)} (FORMAT csv, HEADER true)"
     )
-    written = [expected, scenarios]
+    written = [expected, routing, scenarios]
     if cfg.bad_rows_rate > 0:
         bad = folder / "bad_rows.csv"
         ctx.run(f"COPY (SELECT * FROM bad_lines ORDER BY ALL) TO {_path_sql(bad)} (FORMAT csv, HEADER true)")

@@ -19,6 +19,7 @@ RAW_TABLES: tuple[str, ...] = (
     "order_lines",
     "quarantine",
     "load_manifest",
+    "routing_rules",
 )
 
 

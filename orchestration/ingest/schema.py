@@ -6,6 +6,29 @@ import duckdb
 
 from orchestration.ingest.sources import ORDER_LINE_COLUMNS, SOURCES
 
+# The exception routing rules (routing.yml), replaced whole by the raw/routing_rules asset.
+ROUTING_RULES_DDL = """
+    create table if not exists raw.routing_rules (
+        rule_order integer not null,
+        rule_name varchar not null,
+        owner_team varchar not null,
+        route varchar not null,
+        priority varchar not null,
+        resolve_within_hours integer not null,
+        expected_outcome varchar not null,
+        match_exception_codes varchar,
+        match_channels varchar,
+        match_currencies varchar,
+        match_warehouse_ids varchar,
+        match_source_systems varchar,
+        min_amount_at_risk decimal(18, 6),
+        max_amount_at_risk decimal(18, 6),
+        routing_file varchar not null,
+        routing_sha256 varchar not null,
+        loaded_at timestamp not null
+    )
+"""
+
 LINEAGE_COLUMNS = "load_id varchar not null, source_file varchar not null, extract_date date not null, line_number bigint not null"
 
 
@@ -59,3 +82,4 @@ def create_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+    con.execute(ROUTING_RULES_DDL)

@@ -28,6 +28,7 @@ from orchestration.duck import scalar, sql_string
 MART_TABLES = (
     "fact_order_audit",
     "order_audit_exceptions",
+    "order_audit_exception_history",
     "fct_order_audit_events",
     "agg_reconciliation_daily",
     "dim_customers",

@@ -1,39 +1,60 @@
-{#- Every exception the current data raises: one row per (entity, code), with a detail sentence. -#}
+{#- Every exception the current data raises: one row per (entity, code), with a detail sentence, the
+    row or event that raised it (trigger), the money it puts in doubt (amount_at_risk, in `currency`, at the
+    currency's minor unit; 0 where none) and the fields routing rules match on (channel, warehouse_id).
+    Each order rule is (code, flag, detail, trigger, amount at risk). -#}
+{%- set version_trigger = "'order ' || order_id || ' version ' || cast(updated_at as varchar(40)) || ' ' || order_status" -%}
 {%- set order_rules = [
     ('PAYMENT_MISSING', 'is_payment_missing',
-        "'Order is ' || order_status || ' but nothing was captured (expected ' || " ~ format_money('expected_net_amount', 'currency') ~ " || ').'"),
+        "'Order is ' || order_status || ' but nothing was captured (expected ' || " ~ format_money('expected_net_amount', 'currency') ~ " || ').'",
+        version_trigger, 'abs(payment_balance_amount)'),
     ('UNDERPAID', 'is_underpaid',
-        "'Captured ' || " ~ format_money('captured_amount', 'currency') ~ " || ' net of refunds ' || " ~ format_money('net_paid_amount', 'currency') ~ " || ' but expected ' || " ~ format_money('expected_net_amount', 'currency') ~ " || ': customer owes ' || " ~ format_money('payment_balance_amount', 'currency') ~ " || '.'"),
+        "'Captured ' || " ~ format_money('captured_amount', 'currency') ~ " || ' net of refunds ' || " ~ format_money('net_paid_amount', 'currency') ~ " || ' but expected ' || " ~ format_money('expected_net_amount', 'currency') ~ " || ': customer owes ' || " ~ format_money('payment_balance_amount', 'currency') ~ " || '.'",
+        version_trigger, 'payment_balance_amount'),
     ('OVERPAID', 'is_overpaid',
-        "'Net paid ' || " ~ format_money('net_paid_amount', 'currency') ~ " || ' exceeds expected ' || " ~ format_money('expected_net_amount', 'currency') ~ " || ' by ' || " ~ format_money('-payment_balance_amount', 'currency') ~ " || '.'"),
+        "'Net paid ' || " ~ format_money('net_paid_amount', 'currency') ~ " || ' exceeds expected ' || " ~ format_money('expected_net_amount', 'currency') ~ " || ' by ' || " ~ format_money('-payment_balance_amount', 'currency') ~ " || '.'",
+        version_trigger, '-payment_balance_amount'),
     ('REFUND_MISMATCH', 'is_refund_mismatch',
-        "'PSP refunded ' || " ~ format_money('psp_refunded_amount', 'currency') ~ " || ' but the storefront records ' || " ~ format_money('refunded_amount', 'currency') ~ " || ' refunded.'"),
+        "'PSP refunded ' || " ~ format_money('psp_refunded_amount', 'currency') ~ " || ' but the storefront records ' || " ~ format_money('refunded_amount', 'currency') ~ " || ' refunded.'",
+        version_trigger, 'abs(psp_refunded_amount - refunded_amount)'),
     ('CANCELLED_NOT_REFUNDED', 'is_cancelled_not_refunded',
-        "'Cancelled order still holds ' || " ~ format_money('net_paid_amount', 'currency') ~ " || ' net paid.'"),
+        "'Cancelled order still holds ' || " ~ format_money('net_paid_amount', 'currency') ~ " || ' net paid.'",
+        version_trigger, 'net_paid_amount'),
     ('CURRENCY_MISMATCH', 'is_currency_mismatch',
-        "cast(foreign_currency_events as varchar(20)) || ' succeeded payment event(s) in ' || first_foreign_currency || ' on an order in ' || currency || ', left out of the sums.'"),
+        "cast(foreign_currency_events as varchar(20)) || ' succeeded payment event(s) in ' || first_foreign_currency || ' on an order in ' || currency || ', left out of the sums.'",
+        "'payment ' || first_foreign_payment_id || ' in ' || first_foreign_currency", '0'),
     ('DUPLICATE_CAPTURE', 'is_duplicate_capture',
-        "cast(max_captures_per_reference as varchar(20)) || ' succeeded captures share psp_reference ' || first_duplicated_reference || ' (' || cast(duplicated_reference_count as varchar(20)) || ' duplicated reference(s)).'"),
+        "cast(max_captures_per_reference as varchar(20)) || ' succeeded captures share psp_reference ' || first_duplicated_reference || ' (' || cast(duplicated_reference_count as varchar(20)) || ' duplicated reference(s)).'",
+        "'psp_reference ' || first_duplicated_reference || ' capture'", 'captured_amount'),
     ('CHARGEBACK', 'is_chargeback',
-        "cast(chargeback_events as varchar(20)) || ' succeeded chargeback(s) totalling ' || " ~ format_money('chargeback_amount', 'currency') ~ " || '.'"),
+        "cast(chargeback_events as varchar(20)) || ' succeeded chargeback(s) totalling ' || " ~ format_money('chargeback_amount', 'currency') ~ " || '.'",
+        "'payment ' || first_chargeback_payment_id || ' chargeback'", 'chargeback_amount'),
     ('ORDER_TOTAL_MISMATCH', 'is_order_total_mismatch',
-        "'total_amount ' || " ~ format_money('total_amount', 'currency') ~ " || ' but lines, discount, shipping and tax give ' || " ~ format_money('computed_total_amount', 'currency') ~ " || '.'"),
+        "'total_amount ' || " ~ format_money('total_amount', 'currency') ~ " || ' but lines, discount, shipping and tax give ' || " ~ format_money('computed_total_amount', 'currency') ~ " || '.'",
+        version_trigger, 'abs(total_amount - computed_total_amount)'),
     ('SHIPPED_BEFORE_PAYMENT', 'is_shipped_before_payment',
-        "'First shipment at ' || cast(first_shipped_at as varchar(40)) || ' UTC, ' || coalesce('first capture at ' || cast(first_captured_at as varchar(40)) || ' UTC', 'no succeeded capture') || '.'"),
+        "'First shipment at ' || cast(first_shipped_at as varchar(40)) || ' UTC, ' || coalesce('first capture at ' || cast(first_captured_at as varchar(40)) || ' UTC', 'no succeeded capture') || '.'",
+        "'shipment at ' || cast(first_shipped_at as varchar(40))", 'total_amount'),
     ('OVER_SHIPPED', 'is_over_shipped',
-        "cast(over_shipped_skus as varchar(20)) || ' sku(s) shipped net of returns above the ordered units, first ' || first_over_shipped_sku || ' (' || cast(units_shipped as varchar(20)) || ' shipped, ' || cast(units_returned as varchar(20)) || ' returned, ' || cast(units_ordered as varchar(20)) || ' ordered in all).'"),
+        "cast(over_shipped_skus as varchar(20)) || ' sku(s) shipped net of returns above the ordered units, first ' || first_over_shipped_sku || ' (' || cast(units_shipped as varchar(20)) || ' shipped, ' || cast(units_returned as varchar(20)) || ' returned, ' || cast(units_ordered as varchar(20)) || ' ordered in all).'",
+        "'sku ' || first_over_shipped_sku || ' shipment'", '0'),
     ('UNDER_SHIPPED', 'is_under_shipped',
-        "'Fulfilled but ' || cast(under_shipped_skus as varchar(20)) || ' sku(s) shipped below the ordered units, first ' || first_under_shipped_sku || ' (' || cast(units_shipped as varchar(20)) || ' of ' || cast(units_ordered as varchar(20)) || ' units shipped in all).'"),
+        "'Fulfilled but ' || cast(under_shipped_skus as varchar(20)) || ' sku(s) shipped below the ordered units, first ' || first_under_shipped_sku || ' (' || cast(units_shipped as varchar(20)) || ' of ' || cast(units_ordered as varchar(20)) || ' units shipped in all).'",
+        "'sku ' || first_under_shipped_sku || ' shipment'", '0'),
     ('CANCELLED_BUT_SHIPPED', 'is_cancelled_but_shipped',
-        "'Cancelled but ' || cast(units_shipped - units_returned as varchar(20)) || ' unit(s) shipped net of returns.'"),
+        "'Cancelled but ' || cast(units_shipped - units_returned as varchar(20)) || ' unit(s) shipped net of returns.'",
+        "'order ' || order_id || ' shipment'", '0'),
     ('OVERSOLD', 'is_oversold',
-        "cast(oversold_shipments as varchar(20)) || ' shipment(s) left on-hand below 0, first sku ' || first_oversold_sku || ', lowest on-hand ' || cast(lowest_oversold_on_hand as varchar(20)) || '.'"),
+        "cast(oversold_shipments as varchar(20)) || ' shipment(s) left on-hand below 0, first sku ' || first_oversold_sku || ', lowest on-hand ' || cast(lowest_oversold_on_hand as varchar(20)) || '.'",
+        "'sku ' || first_oversold_sku || ' shipment'", '0'),
     ('FULFILLMENT_DELAYED', 'is_fulfillment_delayed',
-        "'Captured at ' || cast(first_captured_at as varchar(40)) || ' UTC and still ' || order_status || ' at ' || cast(as_of as varchar(40)) || ' UTC, over the ' || cast(cast(fulfillment_sla_hours as decimal(18, 2)) as varchar(20)) || ' hour SLA.'"),
+        "'Captured at ' || cast(first_captured_at as varchar(40)) || ' UTC and still ' || order_status || ' at ' || cast(as_of as varchar(40)) || ' UTC, over the ' || cast(cast(fulfillment_sla_hours as decimal(18, 2)) as varchar(20)) || ' hour SLA.'",
+        "'capture at ' || cast(first_captured_at as varchar(40))", 'net_paid_amount'),
     ('PRICE_MISMATCH', 'is_price_mismatch',
-        "cast(price_mismatch_lines as varchar(20)) || ' line(s) priced differently from the catalog at order time, first line ' || first_price_mismatch_line || '.'"),
+        "cast(price_mismatch_lines as varchar(20)) || ' line(s) priced differently from the catalog at order time, first line ' || first_price_mismatch_line || '.'",
+        "'order line ' || first_price_mismatch_line || ' price'", '0'),
     ('UNKNOWN_SKU', 'is_unknown_sku',
-        "cast(unknown_sku_lines as varchar(20)) || ' line(s) with a sku not in the catalog, first ' || first_unknown_sku || '.'"),
+        "cast(unknown_sku_lines as varchar(20)) || ' line(s) with a sku not in the catalog, first ' || first_unknown_sku || '.'",
+        "'sku ' || first_unknown_sku || ' order line'", '0'),
 ] -%}
 with
 
@@ -59,6 +80,7 @@ movements as (
         movement.order_id,
         movement.movement_type,
         movement.sku,
+        movement.warehouse_id,
         movement.quantity
     from {{ ref('stg_wms__inventory_movements') }} as movement
     left join {{ ref('int_orders_current') }} as orders on movement.order_id = orders.order_id
@@ -80,18 +102,24 @@ codes as (
     select
         exception_code,
         severity,
-        owner_team
+        owner_team,
+        source_system
     from {{ ref('exception_codes') }}
 ),
 
 detected as (
-    {%- for code, flag, detail in order_rules %}
+    {%- for code, flag, detail, trigger, amount in order_rules %}
         select
             'order' as entity_type,
             order_id as entity_id,
             order_id,
             '{{ code }}' as exception_code,
-            {{ detail }} as detail
+            {{ detail }} as detail,
+            {{ trigger }} as trigger_text,
+            {{ round_to_minor_unit(amount, 'currency') }} as amount_at_risk,
+            currency,
+            channel,
+            cast(null as {{ string_type() }}) as warehouse_id
         from orders
         where {{ flag }}
         union all
@@ -104,7 +132,15 @@ detected as (
         coalesce(
             'Payment ' || event_type || ' of ' || {{ format_money('amount', 'currency') }} || ' (' || payment_status || ') references order ' || order_id || ', which is not a clean order.',
             'Payment ' || event_type || ' of ' || {{ format_money('amount', 'currency') }} || ' (' || payment_status || ') has no order_id.'
-        ) as detail
+        ) as detail,
+        'payment ' || payment_id || ' ' || event_type as trigger_text,
+        case
+            when payment_status = 'succeeded' then {{ round_to_minor_unit('amount', 'currency') }}
+            else cast(0 as decimal(38, 6))
+        end as amount_at_risk,
+        currency,
+        cast(null as {{ string_type() }}) as channel,
+        cast(null as {{ string_type() }}) as warehouse_id
     from payments
     union all
     select
@@ -112,7 +148,12 @@ detected as (
         movement_id as entity_id,
         order_id,
         'ORPHAN_MOVEMENT' as exception_code,
-        'Movement ' || movement_type || ' of ' || cast(quantity as varchar(20)) || ' x ' || sku || ' references order ' || order_id || ', which is not a clean order.' as detail
+        'Movement ' || movement_type || ' of ' || cast(quantity as varchar(20)) || ' x ' || sku || ' references order ' || order_id || ', which is not a clean order.' as detail,
+        'movement ' || movement_id || ' ' || movement_type as trigger_text,
+        cast(0 as decimal(38, 6)) as amount_at_risk,
+        cast(null as {{ string_type() }}) as currency,
+        cast(null as {{ string_type() }}) as channel,
+        warehouse_id
     from movements
     union all
     select
@@ -120,7 +161,12 @@ detected as (
         sku || '|' || warehouse_id || '|' || cast(snapshot_date as varchar(10)) as entity_id,
         cast(null as varchar(1)) as order_id,
         'STOCK_LEVEL_MISMATCH' as exception_code,
-        'WMS reports on_hand ' || cast(reported_on_hand as varchar(20)) || ' for ' || sku || ' in ' || warehouse_id || ' at the end of ' || cast(snapshot_date as varchar(10)) || ' but movements give ' || cast(computed_on_hand as varchar(20)) || '.' as detail
+        'WMS reports on_hand ' || cast(reported_on_hand as varchar(20)) || ' for ' || sku || ' in ' || warehouse_id || ' at the end of ' || cast(snapshot_date as varchar(10)) || ' but movements give ' || cast(computed_on_hand as varchar(20)) || '.' as detail,
+        'inventory_level ' || sku || '|' || warehouse_id || '|' || cast(snapshot_date as varchar(10)) || ' snapshot' as trigger_text,
+        cast(0 as decimal(38, 6)) as amount_at_risk,
+        cast(null as {{ string_type() }}) as currency,
+        cast(null as {{ string_type() }}) as channel,
+        warehouse_id
     from stock_positions
 ),
 
@@ -133,7 +179,13 @@ final as (
         detected.exception_code,
         codes.severity,
         codes.owner_team,
-        detected.detail
+        detected.detail,
+        codes.source_system,
+        detected.trigger_text,
+        detected.amount_at_risk,
+        detected.currency,
+        detected.channel,
+        detected.warehouse_id
     from detected
     inner join codes on detected.exception_code = codes.exception_code
 )

@@ -52,6 +52,8 @@ sums as (
         min(case when is_succeeded and event_type = 'capture' then processed_at end) as first_captured_at,
         sum(case when is_succeeded and currency <> order_currency then 1 else 0 end) as foreign_currency_events,
         min(case when is_succeeded and currency <> order_currency then currency end) as first_foreign_currency,
+        min(case when is_succeeded and currency <> order_currency then payment_id end) as first_foreign_payment_id,
+        min(case when is_succeeded and event_type = 'chargeback' then payment_id end) as first_chargeback_payment_id,
         sum(case when is_succeeded and event_type = 'chargeback' then 1 else 0 end) as chargeback_events
     from payments
     group by order_id
@@ -67,6 +69,8 @@ final as (
         sums.first_captured_at,
         sums.foreign_currency_events,
         sums.first_foreign_currency,
+        sums.first_foreign_payment_id,
+        sums.first_chargeback_payment_id,
         sums.chargeback_events,
         coalesce(duplicates_per_order.duplicated_reference_count, 0) as duplicated_reference_count,
         duplicates_per_order.first_duplicated_reference,

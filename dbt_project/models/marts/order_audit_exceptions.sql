@@ -1,7 +1,12 @@
 {#- The exception register with its lifecycle. Each run full-outer-joins what the data raises now
     with the register as it stands: new exceptions open, vanished ones resolve (never deleted),
     returning ones reopen the same row. Stamps are the run's as-of time, so a rerun on the same files
-    changes nothing. full_refresh is off: a --full-refresh must not erase the audit history. -#}
+    changes nothing. full_refresh is off: a --full-refresh must not erase the audit history.
+
+    Routing (routing.yml) is applied to every exception detected now, so a changed rule re-routes the
+    open ones on the next run; a resolved exception keeps the routing it had when it was last open.
+    The SLA clock starts when the exception (re)opens (opened_at) and due_at is opened_at plus the
+    rule's resolve_within_hours; age and SLA breach are measured to the as-of time, or to resolved_at. -#}
 {{
     config(
         materialized='incremental',
@@ -11,6 +16,25 @@
         full_refresh=false,
     )
 }}
+{#- Columns a register written by an earlier release lacks (they are appended by on_schema_change): read as null. -#}
+{%- set routing_columns = [
+    ('source_system', string_type()),
+    ('trigger', string_type()),
+    ('amount_at_risk', 'decimal(38, 6)'),
+    ('amount_at_risk_currency', string_type()),
+    ('channel', string_type()),
+    ('warehouse_id', string_type()),
+    ('routing_rule', string_type()),
+    ('route', string_type()),
+    ('priority', string_type()),
+    ('resolve_within_hours', 'int'),
+    ('expected_outcome', string_type()),
+    ('opened_at', 'timestamp'),
+] -%}
+{%- set existing_columns = [] -%}
+{%- if is_incremental() -%}
+    {%- set existing_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+{%- endif -%}
 with
 
 detected as (
@@ -22,8 +46,19 @@ detected as (
         exception_code,
         severity,
         owner_team,
-        detail
-    from {{ ref('int_exceptions_detected') }}
+        detail,
+        source_system,
+        trigger_text as trigger,
+        amount_at_risk,
+        currency as amount_at_risk_currency,
+        channel,
+        warehouse_id,
+        routing_rule,
+        route,
+        priority,
+        resolve_within_hours,
+        expected_outcome
+    from {{ ref('int_exceptions_routed') }}
 ),
 
 clock as (
@@ -44,6 +79,13 @@ register as (
         first_detected_at,
         last_detected_at,
         status,
+        {%- for column, column_type in routing_columns %}
+            {%- if column in existing_columns %}
+        {{ column }},
+            {%- else %}
+        cast(null as {{ column_type }}) as {{ column }},
+            {%- endif %}
+        {%- endfor %}
         resolved_at
     from {{ this }}
     {%- else %}
@@ -59,6 +101,9 @@ register as (
             cast(null as timestamp) as first_detected_at,
             cast(null as timestamp) as last_detected_at,
             cast(null as {{ string_type() }}) as status,
+            {%- for column, column_type in routing_columns %}
+            cast(null as {{ column_type }}) as {{ column }},
+            {%- endfor %}
             cast(null as timestamp) as resolved_at
         where 1 = 0
     {%- endif %}
@@ -82,10 +127,38 @@ merged as (
             when detected.exception_id is not null then cast(null as timestamp)
             when register.status = 'resolved' then register.resolved_at
             else clock.as_of
-        end as resolved_at
+        end as resolved_at,
+        {%- for column, column_type in routing_columns if column != 'opened_at' %}
+        case when detected.exception_id is not null then detected.{{ column }} else register.{{ column }} end
+            as {{ column }},
+        {%- endfor %}
+        case
+            when detected.exception_id is null then coalesce(register.opened_at, register.first_detected_at)
+            when register.exception_id is null or register.status = 'resolved' then clock.as_of
+            else coalesce(register.opened_at, register.first_detected_at)
+        end as opened_at,
+        clock.as_of
     from detected
     full outer join register on detected.exception_id = register.exception_id
     cross join clock
+),
+
+timed as (
+    select
+        *,
+        {{ add_hours('opened_at', 'resolve_within_hours') }} as due_at,
+        case when status = 'open' then as_of else resolved_at end as clock_stopped_at
+    from merged
+),
+
+aged as (
+    select
+        *,
+        greatest(
+            cast(floor(({{ epoch_microseconds('clock_stopped_at') }} - {{ epoch_microseconds('opened_at') }}) / 86400000000) as int),
+            0
+        ) as age_days
+    from timed
 ),
 
 final as (
@@ -101,8 +174,24 @@ final as (
         cast(first_detected_at as timestamp) as first_detected_at,
         cast(last_detected_at as timestamp) as last_detected_at,
         cast(status as {{ string_type() }}) as status,
-        cast(resolved_at as timestamp) as resolved_at
-    from merged
+        cast(resolved_at as timestamp) as resolved_at,
+        {%- for column, column_type in routing_columns %}
+        cast({{ column }} as {{ column_type }}) as {{ column }},
+        {%- endfor %}
+        cast(due_at as timestamp) as due_at,
+        cast(age_days as int) as age_days,
+        cast(
+            case
+                when age_days <= 1 then '0-1'
+                when age_days <= 7 then '2-7'
+                when age_days <= 30 then '8-30'
+                else '>30'
+            end as {{ string_type() }}
+        ) as age_bucket,
+        cast(
+            coalesce({{ epoch_microseconds('clock_stopped_at') }} > {{ epoch_microseconds('due_at') }}, false) as boolean
+        ) as sla_breached
+    from aged
 )
 
 select * from final

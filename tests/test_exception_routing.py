@@ -1,0 +1,231 @@
+"""Routing through real runs: the register against the generator's routing ground truth, a rule change that
+re-routes open exceptions (and the history that records it), a bad rules file, and the SLA clock."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.cli import main
+from orchestration.settings import PROJECT_ROOT
+from tests.conftest import PipelineEnv, pipeline_env, use_env
+
+ORDERS = 300
+
+
+def _query(path: Path, sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _truth(env: PipelineEnv) -> dict[tuple[str, str, str], dict[str, str]]:
+    with (env.extracts / "_ground_truth" / "expected_routing.csv").open(newline="") as handle:
+        return {(r["entity_type"], r["entity_id"], r["exception_code"]): r for r in csv.DictReader(handle)}
+
+
+def _register_and_history(env: PipelineEnv) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    register = sorted(_query(env.warehouse, "select * from order_audit_exceptions"), key=repr)
+    history = sorted(
+        _query(env.warehouse, "select * exclude (run_id) from order_audit_exception_history"), key=repr
+    )
+    return register, history
+
+
+@pytest.fixture(scope="module")
+def routed(tmp_path_factory: pytest.TempPathFactory, isolated_environ: None) -> Iterator[PipelineEnv]:
+    from orchestration.generator import generate
+
+    env = pipeline_env(tmp_path_factory.mktemp("routing"))
+    generate(env.extracts, orders=ORDERS, seed=11, days=6)
+    use_env(env)
+    os.environ.pop("ORDER_AUDIT_ROUTING", None)
+    assert main(["run"]) == 0
+    yield env
+    os.environ.pop("ORDER_AUDIT_ROUTING", None)
+
+
+def test_every_exception_is_routed_as_the_ground_truth_says(routed: PipelineEnv) -> None:
+    truth = _truth(routed)
+    rows = _query(
+        routed.warehouse,
+        """
+        select entity_type, entity_id, exception_code, owner_team, routing_rule, route, priority,
+               amount_at_risk, coalesce(amount_at_risk_currency, '')
+        from order_audit_exceptions where status = 'open'
+        """,
+    )
+    found = {(r[0], r[1], r[2]): r[3:] for r in rows}
+    assert set(found) == set(truth)
+    for key, (owner, rule, route, priority, amount, currency) in found.items():
+        want = truth[key]
+        assert (owner, rule, route, priority) == (
+            want["owner_team"],
+            want["routing_rule"],
+            want["route"],
+            want["priority"],
+        ), key
+        assert amount == Decimal(want["amount_at_risk"]) and currency == want["amount_at_risk_currency"], key
+    rules_used = {want["routing_rule"] for want in truth.values()}
+    # The amount threshold is exercised on both sides: the same codes go to p1 above it and p2 below it.
+    assert "finance-money" in rules_used
+    assert any(rule.startswith("finance-large-amounts") for rule in rules_used)
+
+
+def test_the_register_carries_trigger_source_sla_and_age(routed: PipelineEnv) -> None:
+    rows = _query(
+        routed.warehouse,
+        """
+        select e.exception_code, e.source_system, c.source_system, e.trigger, e.opened_at, e.first_detected_at,
+               e.due_at, e.resolve_within_hours, e.age_days, e.age_bucket, e.sla_breached, e.expected_outcome
+        from order_audit_exceptions as e
+        join reference.exception_codes as c using (exception_code)
+        where e.status = 'open'
+        """,
+    )
+    assert rows
+    for (
+        code,
+        source,
+        seeded_source,
+        trigger,
+        opened,
+        first,
+        due,
+        hours,
+        age,
+        bucket,
+        breached,
+        outcome,
+    ) in rows:
+        assert source == seeded_source, code
+        assert isinstance(trigger, str) and trigger.split(" ")[0] in (
+            "order",
+            "payment",
+            "psp_reference",
+            "sku",
+            "shipment",
+            "capture",
+            "movement",
+            "inventory_level",
+        ), (code, trigger)
+        assert opened == first and due == opened + timedelta(hours=int(hours))  # type: ignore[operator, arg-type]
+        assert (age, bucket, breached) == (0, "0-1", False), code
+        assert isinstance(outcome, str) and outcome.endswith(".")
+    opened_rows = _query(
+        routed.warehouse,
+        """
+        select count(*), count(distinct exception_id), min(change_type), max(change_type), min(changed_by)
+        from order_audit_exception_history
+        """,
+    )
+    assert opened_rows == [(len(rows), len(rows), "opened", "opened", "pipeline")]
+
+
+def test_a_changed_rule_reroutes_open_exceptions_and_the_history_records_it(
+    routed: PipelineEnv, tmp_path: Path
+) -> None:
+    use_env(routed)
+    shipping = _query(
+        routed.warehouse,
+        "select exception_id from order_audit_exceptions where routing_rule = 'fulfillment-shipping' and status = 'open'",
+    )
+    assert shipping
+    changed = tmp_path / "routing.yml"
+    text = (PROJECT_ROOT / "routing.yml").read_text(encoding="utf-8")
+    old = "    owner_team: fulfillment\n    route: warehouse-ops\n    priority: p2\n    resolve_within_hours: 48\n"
+    assert text.count(old) == 1
+    changed.write_text(
+        text.replace(old, old.replace("warehouse-ops", "warehouse-escalations").replace("p2", "p1"))
+    )
+    os.environ["ORDER_AUDIT_ROUTING"] = str(changed)
+
+    assert main(["run"]) == 0
+    rerouted = _query(
+        routed.warehouse,
+        """
+        select h.change_type, h.from_status, h.to_status, h.route, h.priority, h.note, e.route, e.priority,
+               h.change_sequence
+        from order_audit_exception_history as h
+        join order_audit_exceptions as e using (exception_id)
+        where h.change_type = 'rerouted'
+        """,
+    )
+    assert len(rerouted) == len(shipping)
+    for row in rerouted:
+        assert row[:5] == ("rerouted", "open", "open", "warehouse-escalations", "p1")
+        assert row[5] == (
+            "rule fulfillment-shipping -> fulfillment-shipping: route warehouse-ops -> warehouse-escalations,"
+            " priority p2 -> p1"
+        )
+        assert row[6:] == ("warehouse-escalations", "p1", 2)
+    # The register's state is the last change of each exception.
+    derived = _query(
+        routed.warehouse,
+        """
+        select count(*) from order_audit_exceptions as e
+        join (
+            select * from order_audit_exception_history
+            qualify row_number() over (partition by exception_id order by change_sequence desc) = 1
+        ) as h using (exception_id)
+        where h.to_status is distinct from e.status or h.route is distinct from e.route
+            or h.priority is distinct from e.priority or h.owner_team is distinct from e.owner_team
+            or h.routing_rule is distinct from e.routing_rule
+        """,
+    )
+    assert derived == [(0,)]
+
+    before = _register_and_history(routed)
+    assert main(["run"]) == 0
+    assert _register_and_history(routed) == before, "a rerun with the same files and rules changes nothing"
+
+
+def test_a_bad_rules_file_fails_the_run_before_dbt_with_its_line(
+    routed: PipelineEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_env(routed)
+    before = _register_and_history(routed)
+    bad = tmp_path / "routing.yml"
+    bad.write_text(
+        (PROJECT_ROOT / "routing.yml").read_text(encoding="utf-8").replace("priority: p4", "priority: p5")
+    )
+    os.environ["ORDER_AUDIT_ROUTING"] = str(bad)
+    try:
+        assert main(["run"]) == 1
+    finally:
+        os.environ.pop("ORDER_AUDIT_ROUTING")
+    printed = capsys.readouterr()
+    assert "'p5' is not one of p1, p2, p3, p4" in printed.out + printed.err
+    assert f"{bad}:" in printed.out + printed.err
+    assert _register_and_history(routed) == before
+
+
+def test_the_sla_clock_runs_to_the_as_of_time(routed: PipelineEnv) -> None:
+    use_env(routed)
+    ((as_of,),) = _query(routed.warehouse, "select max(audited_as_of) from fact_order_audit")
+    assert isinstance(as_of, datetime)
+    later = as_of + timedelta(hours=72)
+    assert main(["run", "--as-of", later.isoformat(sep=" ")]) == 0
+    rows = _query(
+        routed.warehouse,
+        f"""
+        select age_days, age_bucket, sla_breached, resolve_within_hours
+        from order_audit_exceptions
+        where status = 'open' and opened_at = timestamp '{as_of}'
+        """,
+    )
+    assert rows
+    for age, bucket, breached, hours in rows:
+        assert (age, bucket) == (3, "2-7")
+        # strictly past due: exactly the 72 hours of a 72-hour rule is not a breach
+        assert breached == (int(hours) < 72), hours  # type: ignore[call-overload]
+    assert {int(hours) for *_, hours in rows} >= {24, 72}  # type: ignore[call-overload]
