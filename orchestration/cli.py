@@ -243,6 +243,26 @@ def _sql(args: argparse.Namespace) -> int:
     return run_query(args.query, database=Path(args.database) if args.database else None)
 
 
+def _exceptions(args: argparse.Namespace) -> int:
+    from orchestration.triage import QueueFilter, TriageError, list_exceptions, show_exception
+
+    database = Path(args.database) if args.database else None
+    try:
+        if args.exceptions_command == "show":
+            return show_exception(args.exception_id, database=database)
+        queue = QueueFilter(
+            owner=args.owner,
+            route=args.route,
+            code=args.code,
+            status=None if args.status == "all" else args.status,
+            priority=args.priority,
+        )
+        return list_exceptions(queue, database=database, limit=args.limit)
+    except TriageError as error:
+        print(f"order-audit: {error}", file=sys.stderr)
+        return 2
+
+
 def _ui(args: argparse.Namespace) -> int:
     ensure_dagster_home()
     from orchestration.transform.project import prepare_manifest
@@ -365,6 +385,27 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--database", help="DuckDB file to query (default: the published serving file)")
     sql.set_defaults(handler=_sql)
+
+    exceptions = commands.add_parser(
+        "exceptions", help="the exception queue and one exception's file, from the published mart"
+    )
+    exceptions_commands = exceptions.add_subparsers(dest="exceptions_command", required=True)
+    queue = exceptions_commands.add_parser(
+        "list", help="exceptions by priority and due time, filtered by owner, route, code, status, priority"
+    )
+    queue.add_argument("--owner", help="owner team, e.g. finance")
+    queue.add_argument("--route", help="route, e.g. finance-escalations")
+    queue.add_argument("--code", help="exception code, e.g. UNDERPAID")
+    queue.add_argument("--status", choices=("open", "resolved", "all"), default="open")
+    queue.add_argument("--priority", choices=("p1", "p2", "p3", "p4"))
+    queue.add_argument("--limit", type=int, default=200, help="rows shown at most (default 200)")
+    show = exceptions_commands.add_parser(
+        "show", help="one exception: trigger, numbers, routing, its history and its order's audit trail"
+    )
+    show.add_argument("exception_id", help="the exception id, or a unique prefix of it")
+    for command in (queue, show):
+        command.add_argument("--database", help="DuckDB file to read (default: the published serving file)")
+        command.set_defaults(handler=_exceptions)
 
     ui = commands.add_parser(
         "ui", help="start the Dagster UI (dagster dev) on 127.0.0.1 with the repo's Dagster home"

@@ -12,7 +12,9 @@ import duckdb
 
 from orchestration.duck import connect
 from orchestration.ingest.loader import load_source
+from orchestration.ingest.routing_rules import write_routing_rules
 from orchestration.ingest.sources import SOURCES
+from orchestration.routing import load_routing
 from orchestration.settings import DBT_PROJECT_DIR
 from orchestration.transform.project import dbt_executable
 
@@ -28,6 +30,7 @@ def build_warehouse(root: Path, *, orders: int = 300, seed: int = 7) -> Path:
     try:
         for spec in SOURCES.values():
             load_source(con, spec, extracts)
+        write_routing_rules(con, load_routing())
         con.execute("checkpoint")
     finally:
         con.close()

@@ -131,6 +131,37 @@ def test_the_register_carries_trigger_source_sla_and_age(routed: PipelineEnv) ->
     assert opened_rows == [(len(rows), len(rows), "opened", "opened", "pipeline")]
 
 
+def test_the_queue_lists_and_shows_exceptions_from_the_published_mart(
+    routed: PipelineEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_env(routed)
+    ((exception_id, order_id, code, route, count),) = _query(
+        routed.serving_db,
+        """
+        select min(exception_id), arg_min(order_id, exception_id), arg_min(exception_code, exception_id),
+               'finance-escalations', (select count(*) from order_audit_exceptions
+                                       where status = 'open' and route = 'finance-escalations')
+        from order_audit_exceptions where status = 'open' and route = 'finance-escalations'
+        """,
+    )
+    capsys.readouterr()
+    assert main(["exceptions", "list", "--route", str(route)]) == 0
+    listed = capsys.readouterr().out
+    assert f"{count} exception(s)" in listed and str(exception_id)[:12] in listed
+    assert "storefront-bugs" not in listed
+    assert main(["exceptions", "list", "--route", str(route), "--priority", "p4"]) == 0
+    assert "0 exception(s)" in capsys.readouterr().out
+
+    assert main(["exceptions", "show", str(exception_id)[:10]]) == 0
+    shown = capsys.readouterr().out
+    for expected in (str(exception_id), str(code), "expected_outcome", "History:", "opened", "pipeline"):
+        assert expected in shown
+    assert f"Audit trail of order {order_id}:" in shown and "order_created" in shown
+
+    assert main(["exceptions", "show", "not-an-id"]) == 2
+    assert "no exception with id 'not-an-id'" in capsys.readouterr().err
+
+
 def test_a_changed_rule_reroutes_open_exceptions_and_the_history_records_it(
     routed: PipelineEnv, tmp_path: Path
 ) -> None:

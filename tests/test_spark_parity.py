@@ -81,7 +81,9 @@ def test_spark_build_matches_duckdb(tmp_path: Path) -> None:
     from orchestration.generator import generate
     from orchestration.ingest.export import export_raw_parquet
     from orchestration.ingest.loader import load_source
+    from orchestration.ingest.routing_rules import write_routing_rules
     from orchestration.ingest.sources import SOURCES
+    from orchestration.routing import load_routing
 
     extracts, warehouse = tmp_path / "extracts", tmp_path / "warehouse.duckdb"
     parquet_dir, spark_warehouse = tmp_path / "raw_parquet", tmp_path / "spark-warehouse"
@@ -90,6 +92,7 @@ def test_spark_build_matches_duckdb(tmp_path: Path) -> None:
     try:
         for spec in SOURCES.values():
             load_source(con, spec, extracts)
+        write_routing_rules(con, load_routing())
     finally:
         con.close()
 

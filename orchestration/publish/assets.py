@@ -38,7 +38,8 @@ def published_audit_mart(context: AssetExecutionContext, warehouse: DuckDBResour
             "published_at": MetadataValue.text(result.published_at.isoformat()),
             "serving_db_bytes": result.serving_db.stat().st_size,
             **{f"rows_{table}": count for table, count in result.row_counts.items()},
-            # open exceptions by code and by owner, orders by audit status: numeric, plotted over time
+            # open exceptions by code, owner and route_priority, SLA breaches by route, orders by audit status:
+            # numeric, plotted over time
             **result.open_exceptions,
         }
     )

@@ -152,6 +152,13 @@ def _publish(
                 select 'open_exceptions_owner', owner_team, count(*) from serving.main.order_audit_exceptions
                 where status = 'open' group by all
                 union all
+                select 'open_exceptions_route', route || '_' || priority, count(*)
+                from serving.main.order_audit_exceptions
+                where status = 'open' and route is not null group by all
+                union all
+                select 'sla_breached_route', route, count(*) from serving.main.order_audit_exceptions
+                where status = 'open' and sla_breached and route is not null group by all
+                union all
                 select 'orders', audit_status, count(*) from serving.main.fact_order_audit group by all
                 """
             ).fetchall()

@@ -54,13 +54,14 @@ fitting as (
         row_number() over (partition by exceptions.exception_id order by rules.rule_order) as fit_rank
     from exceptions
     inner join rules
-        on (rules.match_exception_codes is null or instr(rules.match_exception_codes, ',' || exceptions.exception_code || ',') > 0)
-        and (rules.match_channels is null or instr(rules.match_channels, ',' || exceptions.channel || ',') > 0)
-        and (rules.match_currencies is null or instr(rules.match_currencies, ',' || exceptions.currency || ',') > 0)
-        and (rules.match_warehouse_ids is null or instr(rules.match_warehouse_ids, ',' || exceptions.warehouse_id || ',') > 0)
-        and (rules.match_source_systems is null or instr(rules.match_source_systems, ',' || exceptions.source_system || ',') > 0)
-        and (rules.min_amount_at_risk is null or exceptions.amount_at_risk >= rules.min_amount_at_risk)
-        and (rules.max_amount_at_risk is null or exceptions.amount_at_risk <= rules.max_amount_at_risk)
+        on
+            (rules.match_exception_codes is null or instr(rules.match_exception_codes, ',' || exceptions.exception_code || ',') > 0)
+            and (rules.match_channels is null or instr(rules.match_channels, ',' || exceptions.channel || ',') > 0)
+            and (rules.match_currencies is null or instr(rules.match_currencies, ',' || exceptions.currency || ',') > 0)
+            and (rules.match_warehouse_ids is null or instr(rules.match_warehouse_ids, ',' || exceptions.warehouse_id || ',') > 0)
+            and (rules.match_source_systems is null or instr(rules.match_source_systems, ',' || exceptions.source_system || ',') > 0)
+            and (rules.min_amount_at_risk is null or exceptions.amount_at_risk >= rules.min_amount_at_risk)
+            and (rules.max_amount_at_risk is null or exceptions.amount_at_risk <= rules.max_amount_at_risk)
 ),
 
 first_fit as (

@@ -79,7 +79,8 @@ compared as (
             when last_change.exception_id is null then 'resolved'
             when last_change.to_status = 'open' and register.status = 'resolved' then 'resolved'
             when last_change.to_status = 'resolved' and register.status = 'open' then 'reopened'
-            when register.status = 'open'
+            when
+                register.status = 'open'
                 and (
                     coalesce(last_change.routing_rule, '') <> coalesce(register.routing_rule, '')
                     or coalesce(last_change.owner_team, '') <> coalesce(register.owner_team, '')
@@ -122,10 +123,12 @@ final as (
         cast(case when compared.change_type = 'resolved' then 'auto' end as {{ string_type() }}) as reason,
         cast(
             case compared.change_type
-                when 'rerouted' then 'rule ' || coalesce(compared.previous_routing_rule, 'none') || ' -> '
-                    || coalesce(compared.routing_rule, 'none') || ': route ' || coalesce(compared.previous_route, 'none')
-                    || ' -> ' || coalesce(compared.route, 'none') || ', priority '
-                    || coalesce(compared.previous_priority, 'none') || ' -> ' || coalesce(compared.priority, 'none')
+                when 'rerouted'
+                    then
+                        'rule ' || coalesce(compared.previous_routing_rule, 'none') || ' -> '
+                        || coalesce(compared.routing_rule, 'none') || ': route ' || coalesce(compared.previous_route, 'none')
+                        || ' -> ' || coalesce(compared.route, 'none') || ', priority '
+                        || coalesce(compared.previous_priority, 'none') || ' -> ' || coalesce(compared.priority, 'none')
                 when 'resolved' then 'No longer detected.'
                 else compared.detail
             end as {{ string_type() }}

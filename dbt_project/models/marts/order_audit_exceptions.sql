@@ -102,7 +102,7 @@ register as (
             cast(null as timestamp) as last_detected_at,
             cast(null as {{ string_type() }}) as status,
             {%- for column, column_type in routing_columns %}
-            cast(null as {{ column_type }}) as {{ column }},
+                cast(null as {{ column_type }}) as {{ column }},
             {%- endfor %}
             cast(null as timestamp) as resolved_at
         where 1 = 0
@@ -129,8 +129,8 @@ merged as (
             else clock.as_of
         end as resolved_at,
         {%- for column, column_type in routing_columns if column != 'opened_at' %}
-        case when detected.exception_id is not null then detected.{{ column }} else register.{{ column }} end
-            as {{ column }},
+            case when detected.exception_id is not null then detected.{{ column }} else register.{{ column }} end
+                as {{ column }},
         {%- endfor %}
         case
             when detected.exception_id is null then coalesce(register.opened_at, register.first_detected_at)
@@ -176,7 +176,7 @@ final as (
         cast(status as {{ string_type() }}) as status,
         cast(resolved_at as timestamp) as resolved_at,
         {%- for column, column_type in routing_columns %}
-        cast({{ column }} as {{ column_type }}) as {{ column }},
+            cast({{ column }} as {{ column_type }}) as {{ column }},
         {%- endfor %}
         cast(due_at as timestamp) as due_at,
         cast(age_days as int) as age_days,
