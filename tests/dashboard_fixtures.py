@@ -56,7 +56,15 @@ create table main.fact_order_audit (
 create table main.order_audit_exceptions (
     exception_id varchar, entity_type varchar, entity_id varchar, order_id varchar, exception_code varchar,
     severity varchar, owner_team varchar, detail varchar, first_detected_at timestamp, last_detected_at timestamp,
-    status varchar, resolved_at timestamp
+    status varchar, resolved_at timestamp, source_system varchar, trigger varchar, amount_at_risk decimal(38,6),
+    amount_at_risk_currency varchar, channel varchar, warehouse_id varchar, routing_rule varchar, route varchar,
+    priority varchar, resolve_within_hours integer, expected_outcome varchar, opened_at timestamp, due_at timestamp,
+    age_days integer, age_bucket varchar, sla_breached boolean
+);
+create table main.order_audit_exception_history (
+    history_id varchar, exception_id varchar, change_sequence integer, change_type varchar, from_status varchar,
+    to_status varchar, changed_at timestamp, changed_by varchar, reason varchar, note varchar, owner_team varchar,
+    routing_rule varchar, route varchar, priority varchar, detail varchar, run_id varchar
 );
 create table main.fct_order_audit_events (
     event_id varchar, order_id varchar, event_at timestamp, event_sequence integer, source_system varchar,
@@ -355,7 +363,20 @@ def build_handmade_mart(root: Path, note: str = "", with_quality: bool = True) -
         con.execute(DDL)
         con.executemany(f"insert into main.fact_order_audit values ({', '.join(['?'] * 29)})", facts)
         con.executemany(
-            f"insert into main.order_audit_exceptions values ({', '.join(['?'] * 12)})", exceptions
+            "insert into main.order_audit_exceptions (exception_id, entity_type, entity_id, order_id, exception_code,"
+            " severity, owner_team, detail, first_detected_at, last_detected_at, status, resolved_at)"
+            f" values ({', '.join(['?'] * 12)})",
+            exceptions,
+        )
+        con.execute(
+            "update main.order_audit_exceptions set route = owner_team || '-queue', priority = 'p2',"
+            " routing_rule = owner_team, opened_at = first_detected_at, age_days = 0, age_bucket = '0-1',"
+            " sla_breached = false"
+        )
+        con.execute(
+            "insert into main.order_audit_exception_history select exception_id || '-1', exception_id, 1, 'opened',"
+            " null, 'open', first_detected_at, 'pipeline', null, detail, owner_team, routing_rule, route, priority,"
+            " detail, 'handmade-run' from main.order_audit_exceptions"
         )
         con.executemany(f"insert into main.fct_order_audit_events values ({', '.join(['?'] * 16)})", events)
         con.execute(AGG_SQL)
