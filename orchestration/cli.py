@@ -244,20 +244,35 @@ def _sql(args: argparse.Namespace) -> int:
 
 
 def _exceptions(args: argparse.Namespace) -> int:
-    from orchestration.triage import QueueFilter, TriageError, list_exceptions, show_exception
+    from orchestration.triage import (
+        Decision,
+        QueueFilter,
+        TriageError,
+        list_exceptions,
+        parse_until,
+        record_decision,
+        show_exception,
+    )
 
     database = Path(args.database) if args.database else None
     try:
         if args.exceptions_command == "show":
             return show_exception(args.exception_id, database=database)
-        queue = QueueFilter(
-            owner=args.owner,
-            route=args.route,
-            code=args.code,
-            status=None if args.status == "all" else args.status,
-            priority=args.priority,
+        if args.exceptions_command == "list":
+            queue = QueueFilter(
+                owner=args.owner, route=args.route, code=args.code, state=args.state, priority=args.priority
+            )
+            return list_exceptions(queue, database=database, limit=args.limit)
+        decision = Decision(
+            action=args.exceptions_command,
+            exception_id=args.exception_id,
+            decided_by=args.by,
+            reason=getattr(args, "reason", None),
+            note=getattr(args, "note", None),
+            assignee=getattr(args, "to", None),
+            snoozed_until=parse_until(args.until) if getattr(args, "until", None) else None,
         )
-        return list_exceptions(queue, database=database, limit=args.limit)
+        return record_decision(decision, database=database)
     except TriageError as error:
         print(f"order-audit: {error}", file=sys.stderr)
         return 2
@@ -387,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     sql.set_defaults(handler=_sql)
 
     exceptions = commands.add_parser(
-        "exceptions", help="the exception queue and one exception's file, from the published mart"
+        "exceptions",
+        help="the exception queue, one exception's file, and triage decisions (ack, assign, snooze, resolve, reopen)",
     )
     exceptions_commands = exceptions.add_subparsers(dest="exceptions_command", required=True)
     queue = exceptions_commands.add_parser(
@@ -396,14 +412,45 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--owner", help="owner team, e.g. finance")
     queue.add_argument("--route", help="route, e.g. finance-escalations")
     queue.add_argument("--code", help="exception code, e.g. UNDERPAID")
-    queue.add_argument("--status", choices=("open", "resolved", "all"), default="open")
+    queue.add_argument(
+        "--state",
+        choices=("active", "open", "acknowledged", "assigned", "snoozed", "resolved", "all"),
+        default="active",
+        help="workflow state (default active: every state but resolved)",
+    )
     queue.add_argument("--priority", choices=("p1", "p2", "p3", "p4"))
     queue.add_argument("--limit", type=int, default=200, help="rows shown at most (default 200)")
     show = exceptions_commands.add_parser(
         "show", help="one exception: trigger, numbers, routing, its history and its order's audit trail"
     )
     show.add_argument("exception_id", help="the exception id, or a unique prefix of it")
-    for command in (queue, show):
+    decisions = {
+        "ack": "acknowledge: someone is looking at it",
+        "assign": "assign it to a person or team (--to)",
+        "snooze": "put it aside until a time (--until, UTC); it returns to open when the audit's clock passes it",
+        "resolve": "resolve it (--reason fixed|accepted|false_positive, --note)",
+        "reopen": "reopen a resolved exception",
+    }
+    commands_with_id = [show]
+    for action, description in decisions.items():
+        decide = exceptions_commands.add_parser(
+            action,
+            help=description,
+            description=f"{description}. Appended to the decisions log; applied by the next run.",
+        )
+        decide.add_argument("exception_id", help="the exception id, or a unique prefix of it")
+        decide.add_argument("--by", required=True, help="who decides (a name or e-mail)")
+        if action == "assign":
+            decide.add_argument("--to", required=True, help="the person or team it is assigned to")
+        if action == "snooze":
+            decide.add_argument(
+                "--until", required=True, help="UTC time it returns to open, e.g. 2026-11-12T09:00:00Z"
+            )
+        if action == "resolve":
+            decide.add_argument("--reason", required=True, choices=("fixed", "accepted", "false_positive"))
+        decide.add_argument("--note", required=action == "resolve", help="why (required with resolve)")
+        commands_with_id.append(decide)
+    for command in (queue, *commands_with_id):
         command.add_argument("--database", help="DuckDB file to read (default: the published serving file)")
         command.set_defaults(handler=_exceptions)
 

@@ -1,12 +1,19 @@
-"""`order-audit exceptions list|show`: the exception queue and one exception's file, from the published mart.
+"""`order-audit exceptions ...`: the exception queue, one exception's file, and people's decisions on them.
 
-Read-only, on the serving file (or `--database`), like `order-audit sql`: a person working exceptions never
-holds the warehouse the pipeline writes. Every filter is a bound parameter.
+`list` and `show` read the published mart (the serving file, or `--database`) read-only, like `order-audit
+sql`. `ack`, `assign`, `snooze`, `resolve` and `reopen` check the decision against the published state and
+the decisions not applied yet, then append it to the decisions log (a new JSON Lines file in
+`<landing folder>/decisions/`) and write nothing else: a person working exceptions never holds the warehouse
+the pipeline writes, and a decision taken while a run holds it is applied by the next run.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -20,7 +27,7 @@ LIST_COLUMNS = """
         then rtrim(rtrim(cast(amount_at_risk as varchar), '0'), '.') || ' ' || amount_at_risk_currency
         else '' end as at_risk,
     age_bucket as age_days, strftime(due_at, '%Y-%m-%d %H:%M') as due_utc,
-    case when sla_breached then 'BREACHED' else '' end as sla, status
+    case when sla_breached then 'BREACHED' else '' end as sla, workflow_state as state, coalesce(assignee, '') as assignee
 """
 PRIORITY_ORDER = "priority nulls last, due_at nulls last, exception_code, entity_id"
 
@@ -30,16 +37,18 @@ class QueueFilter:
     owner: str | None = None
     route: str | None = None
     code: str | None = None
-    status: str | None = "open"
+    state: str = "active"  # a workflow state, `active` (all but resolved) or `all`
     priority: str | None = None
 
     def where(self) -> tuple[str, list[str]]:
         clauses, params = ["true"], []
+        if self.state == "active":
+            clauses.append("workflow_state <> 'resolved'")
         for column, value in (
             ("owner_team", self.owner),
             ("route", self.route),
             ("exception_code", self.code),
-            ("status", self.status),
+            ("workflow_state", None if self.state in ("active", "all") else self.state),
             ("priority", self.priority),
         ):
             if value is not None:
@@ -104,9 +113,9 @@ def show_exception(exception_id: str, database: Path | None = None) -> int:
             print(f"{name:<{width}}  {'' if record[name] is None else record[name]}")
         print("\nHistory:")
         con.sql(
-            "select change_sequence, changed_at, change_type, from_status, to_status, changed_by, reason,"
-            " route, priority, note from order_audit_exception_history where exception_id = ?"
-            " order by change_sequence",
+            "select change_sequence as seq, changed_at, change_type, from_state, to_state, changed_by, decided_at,"
+            " reason, assignee, snoozed_until, route, priority, note from order_audit_exception_history"
+            " where exception_id = ? order by change_sequence",
             params=[full_id],
         ).show(max_width=100000, max_rows=1000)
         if record.get("order_id"):
@@ -119,4 +128,126 @@ def show_exception(exception_id: str, database: Path | None = None) -> int:
             ).show(max_width=100000, max_rows=1000)
     finally:
         con.close()
+    return 0
+
+
+# --- people's decisions --------------------------------------------------------------------------------
+
+ACTION_STATES = {
+    "ack": "acknowledged",
+    "assign": "assigned",
+    "snooze": "snoozed",
+    "resolve": "resolved",
+    "reopen": "open",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    exception_id: str
+    decided_by: str
+    reason: str | None = None
+    note: str | None = None
+    assignee: str | None = None
+    snoozed_until: datetime | None = None
+
+
+def _utc(text: str) -> datetime:
+    """An ISO 8601 time; one without an offset is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError as error:
+        raise TriageError(f"--until {text!r} is not an ISO 8601 time such as 2026-11-12T09:00:00Z") from error
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_until(text: str) -> datetime:
+    return _utc(text)
+
+
+def _refusal(state: str, decision: Decision, as_of: datetime | None) -> str | None:
+    """Why `decision` does not fit an exception in workflow `state` (the rules the dbt history applies)."""
+    if decision.action == "reopen" and state != "resolved":
+        return f"it is {state}, not resolved"
+    if decision.action != "reopen" and state == "resolved":
+        return "it is already resolved (reopen it first)"
+    if decision.action == "snooze" and decision.snoozed_until is not None and as_of is not None:
+        if decision.snoozed_until <= as_of.replace(tzinfo=UTC):
+            return f"--until {decision.snoozed_until:%Y-%m-%d %H:%M:%S} UTC is not after the audit's as-of time {as_of:%Y-%m-%d %H:%M:%S} UTC"
+    return None
+
+
+def _pending_decisions(
+    con: duckdb.DuckDBPyConnection, folder: Path, exception_id: str
+) -> list[tuple[str, str]]:
+    """(decision_id, action) of this exception's decisions in the landing folder that the published history
+    has not applied or refused yet, in the order the pipeline applies them."""
+    if not any(folder.glob("decisions_*.jsonl")):
+        return []
+    pattern = str(folder / "decisions_*.jsonl").replace("'", "''")
+    rows = con.execute(
+        f"""
+        select d.decision_id, d.action
+        from read_json('{pattern}', format = 'newline_delimited', ignore_errors = true,
+                       columns = {{decision_id: 'VARCHAR', exception_id: 'VARCHAR', action: 'VARCHAR',
+                                  decided_at: 'VARCHAR'}}) as d
+        where d.exception_id = ?
+          and d.decision_id not in (
+              select decision_id from order_audit_exception_history where decision_id is not null
+          )
+        order by d.decided_at, d.decision_id
+        """,
+        [exception_id],
+    ).fetchall()
+    return [(str(decision_id), str(action)) for decision_id, action in rows]
+
+
+def record_decision(decision: Decision, database: Path | None = None) -> int:
+    """Validate a decision against the published mart and the decisions not applied yet, then append it to
+    the decisions log as a new file (nothing is written when it is refused)."""
+    settings = Settings.from_env()
+    folder = settings.extracts_dir / "decisions"
+    con = _open(database)
+    try:
+        full_id = _resolve_id(con, decision.exception_id)
+        state, code, entity = con.execute(
+            "select workflow_state, exception_code, entity_id from order_audit_exceptions where exception_id = ?",
+            [full_id],
+        ).fetchall()[0]
+        as_of = con.execute("select max(audited_as_of) from fact_order_audit").fetchall()[0][0]
+        for _, action in _pending_decisions(con, folder, full_id):
+            pending = Decision(action, full_id, "")
+            if _refusal(str(state), pending, None) is None:
+                state = ACTION_STATES.get(action, state)
+    finally:
+        con.close()
+    decision = Decision(**{**decision.__dict__, "exception_id": full_id})
+    refusal = _refusal(str(state), decision, as_of)
+    if refusal:
+        raise TriageError(f"cannot {decision.action} {full_id[:12]} ({code} {entity}): {refusal}")
+    decided_at = datetime.now(UTC)
+    decision_id = f"DEC-{decided_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    line = {
+        "decision_id": decision_id,
+        "exception_id": full_id,
+        "action": decision.action,
+        "decided_by": decision.decided_by,
+        "decided_at": decided_at.isoformat().replace("+00:00", "Z"),
+        "reason": decision.reason,
+        "note": decision.note,
+        "assignee": decision.assignee,
+        "snoozed_until": (
+            decision.snoozed_until.isoformat().replace("+00:00", "Z") if decision.snoozed_until else None
+        ),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"decisions_{decided_at:%Y-%m-%d}_{decision_id}.jsonl"
+    staging = folder.parent / f".{target.name}.tmp"  # outside the source folder: never seen half-written
+    staging.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(staging, target)
+    print(
+        f"Recorded {decision.action} of {full_id[:12]} ({code} {entity}) by {decision.decided_by}: {target}\n"
+        f"It is {ACTION_STATES[decision.action]} in the register after the next `order-audit run`."
+    )
     return 0

@@ -59,11 +59,15 @@ create table main.order_audit_exceptions (
     status varchar, resolved_at timestamp, source_system varchar, trigger varchar, amount_at_risk decimal(38,6),
     amount_at_risk_currency varchar, channel varchar, warehouse_id varchar, routing_rule varchar, route varchar,
     priority varchar, resolve_within_hours integer, expected_outcome varchar, opened_at timestamp, due_at timestamp,
-    age_days integer, age_bucket varchar, sla_breached boolean
+    age_days integer, age_bucket varchar, sla_breached boolean, workflow_state varchar, assignee varchar,
+    snoozed_until timestamp, resolution_reason varchar, resolution_note varchar, resolved_by varchar,
+    workflow_resolved_at timestamp
 );
 create table main.order_audit_exception_history (
-    history_id varchar, exception_id varchar, change_sequence integer, change_type varchar, from_status varchar,
-    to_status varchar, changed_at timestamp, changed_by varchar, reason varchar, note varchar, owner_team varchar,
+    history_id varchar, exception_id varchar, change_sequence integer, change_type varchar, from_state varchar,
+    to_state varchar, changed_at timestamp, changed_by varchar, decided_at timestamp, decision_id varchar,
+    reason varchar, note varchar, assignee varchar, snoozed_until timestamp, resolution_reason varchar,
+    resolution_note varchar, resolved_by varchar, resolved_as_of timestamp, evidence varchar, owner_team varchar,
     routing_rule varchar, route varchar, priority varchar, detail varchar, run_id varchar
 );
 create table main.fct_order_audit_events (
@@ -371,12 +375,13 @@ def build_handmade_mart(root: Path, note: str = "", with_quality: bool = True) -
         con.execute(
             "update main.order_audit_exceptions set route = owner_team || '-queue', priority = 'p2',"
             " routing_rule = owner_team, opened_at = first_detected_at, age_days = 0, age_bucket = '0-1',"
-            " sla_breached = false"
+            " sla_breached = false, workflow_state = case when status = 'open' then 'open' else 'resolved' end"
         )
         con.execute(
-            "insert into main.order_audit_exception_history select exception_id || '-1', exception_id, 1, 'opened',"
-            " null, 'open', first_detected_at, 'pipeline', null, detail, owner_team, routing_rule, route, priority,"
-            " detail, 'handmade-run' from main.order_audit_exceptions"
+            "insert into main.order_audit_exception_history (history_id, exception_id, change_sequence, change_type,"
+            " to_state, changed_at, changed_by, note, owner_team, routing_rule, route, priority, detail, run_id)"
+            " select exception_id || '-1', exception_id, 1, 'opened', 'open', first_detected_at, 'pipeline', detail,"
+            " owner_team, routing_rule, route, priority, detail, 'handmade-run' from main.order_audit_exceptions"
         )
         con.executemany(f"insert into main.fct_order_audit_events values ({', '.join(['?'] * 16)})", events)
         con.execute(AGG_SQL)

@@ -184,7 +184,7 @@ def test_a_changed_rule_reroutes_open_exceptions_and_the_history_records_it(
     rerouted = _query(
         routed.warehouse,
         """
-        select h.change_type, h.from_status, h.to_status, h.route, h.priority, h.note, e.route, e.priority,
+        select h.change_type, h.from_state, h.to_state, h.route, h.priority, h.note, e.route, e.priority,
                h.change_sequence
         from order_audit_exception_history as h
         join order_audit_exceptions as e using (exception_id)
@@ -208,7 +208,7 @@ def test_a_changed_rule_reroutes_open_exceptions_and_the_history_records_it(
             select * from order_audit_exception_history
             qualify row_number() over (partition by exception_id order by change_sequence desc) = 1
         ) as h using (exception_id)
-        where h.to_status is distinct from e.status or h.route is distinct from e.route
+        where h.to_state is distinct from e.workflow_state or h.route is distinct from e.route
             or h.priority is distinct from e.priority or h.owner_team is distinct from e.owner_team
             or h.routing_rule is distinct from e.routing_rule
         """,

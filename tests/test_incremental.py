@@ -250,14 +250,21 @@ REGISTER_ROUTING_COLUMNS = (
     "age_days",
     "age_bucket",
     "sla_breached",
+    "workflow_state",
+    "assignee",
+    "snoozed_until",
+    "resolution_reason",
+    "resolution_note",
+    "resolved_by",
+    "workflow_resolved_at",
 )
 
 
 def test_a_register_from_before_routing_is_routed_and_gets_a_history(
     two_warehouses: tuple[PipelineEnv, PipelineEnv], tmp_path: Path
 ) -> None:
-    """A warehouse whose register predates routing (none of its columns, no history table): the next build
-    appends the columns, routes the open exceptions, keeps the resolved ones, and starts the history."""
+    """A warehouse whose register predates routing and triage (none of their columns, no history table): the
+    next build appends the columns, routes the open exceptions, keeps the resolved ones, and starts the history."""
     daily, _ = two_warehouses
     upgraded = _copy_of(daily, tmp_path / "register")
     con = duckdb.connect(str(upgraded.warehouse))
@@ -277,18 +284,15 @@ def test_a_register_from_before_routing_is_routed_and_gets_a_history(
     assert _rows(
         upgraded.warehouse, "select count(*) from order_audit_exceptions where status = 'resolved'"
     ) == (resolved)
+    # The history starts with this build: one `opened` row per exception detected now; the resolved ones,
+    # which it never saw open, take their workflow state from the register's status.
     history = _rows(
         upgraded.warehouse,
-        "select h.change_type, e.status, count(*) from order_audit_exception_history as h"
-        " join order_audit_exceptions as e using (exception_id) group by all",
+        "select h.change_type, h.to_state, e.status, e.workflow_state, count(*) from order_audit_exception_history"
+        " as h join order_audit_exceptions as e using (exception_id) group by all",
     )
-    assert {(change, status) for change, status, _ in history} <= {
-        ("opened", "open"),
-        ("resolved", "resolved"),
-    }
-    assert (
-        sum(int(count) for *_, count in history)
-        == _rows(  # type: ignore[call-overload]
-            upgraded.warehouse, "select count(*) from order_audit_exceptions"
-        )[0][0]
-    )
+    assert [row[:4] for row in history] == [("opened", "open", "open", "open")]
+    assert _rows(
+        upgraded.warehouse,
+        "select count(*) from order_audit_exceptions where status = 'resolved' and workflow_state <> 'resolved'",
+    ) == [(0,)]

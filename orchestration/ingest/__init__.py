@@ -1,9 +1,10 @@
-"""Ingest domain: raw loading of the landing files and the routing rules, their freshness, and the landing-folder sensor."""
+"""Ingest domain: raw loading of the landing files, the routing rules and the triage decisions, their freshness, and the landing-folder sensor."""
 
 from dagster import Definitions
 
 from orchestration.ingest.assets import raw_assets
+from orchestration.ingest.decisions import decisions
 from orchestration.ingest.freshness import freshness_checks
 from orchestration.ingest.routing_rules import routing_rules
 
-defs = Definitions(assets=[*raw_assets, routing_rules], asset_checks=freshness_checks)
+defs = Definitions(assets=[*raw_assets, routing_rules, decisions], asset_checks=freshness_checks)

@@ -20,6 +20,7 @@ RAW_TABLES: tuple[str, ...] = (
     "quarantine",
     "load_manifest",
     "routing_rules",
+    "decisions",
 )
 
 

@@ -20,6 +20,7 @@ import duckdb
 from orchestration.duck import first_row, scalar, sql_string
 from orchestration.ingest import readers
 from orchestration.ingest.landing import LandingFile, landing_files
+from orchestration.ingest.pending import settled_files
 from orchestration.ingest.readers import FileRejected
 from orchestration.ingest.schema import create_raw_schema
 from orchestration.ingest.sources import ORDER_LINE_COLUMNS, ORDERS, SourceSpec
@@ -110,6 +111,9 @@ def _read_and_validate(con: duckdb.DuckDBPyConnection, spec: SourceSpec, landing
     else:
         if landing.file_format == "parquet":
             readers.read_parquet_table(con, spec, landing.path)
+        elif landing.file_format == "jsonl":
+            readers.read_jsonl(con, landing.path)
+            readers.project_json_columns(con, spec)
         else:
             readers.read_csv(con, spec, landing.path)
         validate_table_rows(con, spec)
@@ -267,11 +271,17 @@ def load_source(
     load_id: str | None = None,
     dates: tuple[date, date] | None = None,
     parallel_files: int = 2,
+    unsettled_only: bool = False,
 ) -> SourceLoadResult:
+    """Load the source's landing files (of `dates`, or all); with `unsettled_only`, only those new or
+    changed since their last load (`pending.settled_files`), so unchanged files are not even hashed."""
     load_id = load_id or new_load_id()
     create_raw_schema(con)
     result = SourceLoadResult(spec.name)
     files = landing_files(extracts_dir, spec, dates)
+    if unsettled_only:
+        settled = settled_files(con, {(spec.name, landing.file_name): landing for landing in files})
+        files = [landing for landing in files if (spec.name, landing.file_name) not in settled]
 
     def load_with_own_cursor(landing: LandingFile) -> str:
         # Each worker has its own connection to the same database (own temp tables and transaction).

@@ -12,8 +12,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
+
 from orchestration.duck import connect, table_exists
-from orchestration.ingest.landing import landing_files
+from orchestration.ingest.landing import LandingFile, landing_files
 from orchestration.ingest.sources import SOURCES
 
 _SETTLED_FILES = """
@@ -34,6 +36,22 @@ join latest
 """
 
 
+def settled_files(
+    con: duckdb.DuckDBPyConnection, files: dict[tuple[str, str], LandingFile]
+) -> set[tuple[str, str]]:
+    """The (source, file name) keys of `files` whose latest load is of the file as it is now."""
+    if not files or not table_exists(con, "raw", "load_manifest"):
+        return set()
+    rows, parameters = [], []
+    for (source, file_name), landing in files.items():
+        stat = landing.path.stat()
+        modified_at = datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None)
+        rows.append("(?, ?, ?::bigint, ?::timestamp)")
+        parameters += [source, file_name, stat.st_size, modified_at]
+    query = _SETTLED_FILES.format(rows=", ".join(rows))
+    return {(str(s), str(f)) for s, f in con.execute(query, parameters).fetchall()}
+
+
 def pending_dates(extracts_dir: Path, warehouse: Path) -> list[date]:
     """Sorted extract dates with a dated landing file that is new or changed since it was loaded."""
     files = {
@@ -44,17 +62,9 @@ def pending_dates(extracts_dir: Path, warehouse: Path) -> list[date]:
     }
     settled: set[tuple[str, str]] = set()
     if files and warehouse.exists():
-        rows, parameters = [], []
-        for (source, file_name), landing in files.items():
-            stat = landing.path.stat()
-            modified_at = datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None)
-            rows.append("(?, ?, ?::bigint, ?::timestamp)")
-            parameters += [source, file_name, stat.st_size, modified_at]
         con = connect(warehouse, read_only=True)
         try:
-            if table_exists(con, "raw", "load_manifest"):
-                query = _SETTLED_FILES.format(rows=", ".join(rows))
-                settled = {(str(s), str(f)) for s, f in con.execute(query, parameters).fetchall()}
+            settled = settled_files(con, files)
         finally:
             con.close()
     return sorted(

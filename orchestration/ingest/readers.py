@@ -325,3 +325,12 @@ def read_parquet_documents(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         f"select file_row_number + 1 as line_number, cast(to_json(p) as varchar) as raw_text"
         f" from read_parquet({sql_string(path)}, file_row_number = true) as p",
     )
+
+
+def project_json_columns(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
+    """`_incoming` as a table of the source's columns as text, from the JSON documents `read_jsonl` read
+    (a field that is absent or null is null; a number or boolean is its JSON text)."""
+    columns = ", ".join(f"doc ->> '$.{column}' as {column}" for column in spec.columns)
+    con.execute(
+        f"create or replace temp table _incoming as select line_number, raw_text, {columns} from _incoming"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from orchestration.ingest.sources import ORDER_LINE_COLUMNS, SOURCES
+from orchestration.ingest.sources import DECISIONS, ORDER_LINE_COLUMNS, SOURCES
 
 # The exception routing rules (routing.yml), replaced whole by the raw/routing_rules asset.
 ROUTING_RULES_DDL = """
@@ -38,7 +38,7 @@ def _text_columns(columns: tuple[str, ...]) -> str:
 
 def create_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists raw")
-    for spec in SOURCES.values():
+    for spec in (*SOURCES.values(), DECISIONS):
         con.execute(
             f"create table if not exists {spec.raw_table} ({LINEAGE_COLUMNS}, {_text_columns(spec.columns)})"
         )

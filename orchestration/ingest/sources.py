@@ -272,3 +272,46 @@ ORDER_LINE_RULES = (
 SOURCES: dict[str, SourceSpec] = {
     spec.name: spec for spec in (ORDERS, PAYMENTS, INVENTORY_MOVEMENTS, INVENTORY_LEVELS, PRODUCTS)
 }
+
+# People's triage actions on exceptions (`order-audit exceptions ack|assign|snooze|resolve|reopen`): not an
+# extract of a source system, but loaded by the same rules (manifest, sha256, quarantine) from
+# `<landing folder>/decisions/decisions_<YYYY-MM-DD>_<id>.jsonl`, one action per line.
+TRIAGE_ACTIONS = ("ack", "assign", "snooze", "resolve", "reopen")
+RESOLVE_REASONS = ("fixed", "accepted", "false_positive")
+
+
+def required_for(action: str, column: str) -> RowRule:
+    return RowRule(
+        "missing_required_field",
+        f"action = '{action}' and {_blank(column)}",
+        f"'{column} is missing on a {action}'",
+    )
+
+
+DECISIONS = SourceSpec(
+    name="decisions",
+    extensions=("jsonl",),
+    columns=(
+        "decision_id",
+        "exception_id",
+        "action",
+        "decided_by",
+        "decided_at",
+        "reason",
+        "note",
+        "assignee",
+        "snoozed_until",
+    ),
+    rules=(
+        *(required(c) for c in ("decision_id", "exception_id", "action", "decided_by", "decided_at")),
+        one_of("action", TRIAGE_ACTIONS),
+        one_of("reason", RESOLVE_REASONS),
+        required_for("resolve", "reason"),
+        required_for("resolve", "note"),
+        required_for("assign", "assignee"),
+        required_for("snooze", "snoozed_until"),
+        timestamp("decided_at"),
+        timestamp("snoozed_until"),
+    ),
+    required_source=False,
+)
