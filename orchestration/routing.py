@@ -37,6 +37,9 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 CURRENCY_PATTERN = r"[A-Z]{3}"
 HOURS_PATTERN = re.compile(r"[0-9]{1,6}")
 AMOUNT_PATTERN = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
+ENV_VAR_PATTERN = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+DEFAULT_MAX_LINES_PER_ROUTE = 200
+DESTINATION_KEYS = ("route", "webhook_env", "file")
 
 
 class RoutingError(ValueError):
@@ -92,9 +95,35 @@ class RoutingRule:
 
 
 @dataclass(frozen=True)
+class Destination:
+    """Where a route's digests go: a Slack-compatible webhook whose URL is read from the environment variable
+    `webhook_env` when a digest is sent (no URL is ever written in the file), or a folder of JSON Lines files
+    (`<folder>/<route>.jsonl`; a relative folder is beside the warehouse file)."""
+
+    route: str  # a route name, or `*` for every route not named
+    webhook_env: str | None = None
+    folder: Path | None = None
+
+    @property
+    def description(self) -> str:
+        return f"webhook ${self.webhook_env}" if self.webhook_env else f"file {self.folder}/<route>.jsonl"
+
+
+@dataclass(frozen=True)
+class Notifications:
+    destinations: tuple[Destination, ...] = ()
+    max_lines_per_route: int = DEFAULT_MAX_LINES_PER_ROUTE
+
+    def destination_of(self, route: str) -> Destination | None:
+        named = {d.route: d for d in self.destinations}
+        return named.get(route) or named.get("*")
+
+
+@dataclass(frozen=True)
 class Routing:
     path: Path
     rules: tuple[RoutingRule, ...] = field(default=())
+    notifications: Notifications = field(default_factory=lambda: Notifications())
 
     @property
     def routes(self) -> tuple[str, ...]:
@@ -158,7 +187,7 @@ class _Checker:
             raise self.fail(node, where, f"{value!r} is not one of {', '.join(values)}")
         return value
 
-    def hours(self, node: yaml.Node, where: str) -> int:
+    def whole(self, node: yaml.Node, where: str, unit: str = "hours") -> int:
         # Plain decimal digits only: YAML 1.1 also reads 0x18, 0o17 and 1:30 as integers.
         if (
             not isinstance(node, yaml.ScalarNode)
@@ -166,7 +195,7 @@ class _Checker:
             or int(node.value) <= 0
         ):
             raise self.fail(
-                node, where, f"{getattr(node, 'value', node)!r} must be a positive whole number of hours"
+                node, where, f"{getattr(node, 'value', node)!r} must be a positive whole number of {unit}"
             )
         return int(node.value)
 
@@ -233,7 +262,7 @@ class _Checker:
             owner_team=self.name(keys["owner_team"], f"{where}.owner_team"),
             route=self.name(keys["route"], f"{where}.route"),
             priority=self.one_of(keys["priority"], f"{where}.priority", PRIORITIES),
-            resolve_within_hours=self.hours(keys["resolve_within_hours"], f"{where}.resolve_within_hours"),
+            resolve_within_hours=self.whole(keys["resolve_within_hours"], f"{where}.resolve_within_hours"),
             expected_outcome=self.sentence(keys["expected_outcome"], f"{where}.expected_outcome"),
             exception_codes=match.get("exception_code", ()),
             channels=match.get("channel", ()),
@@ -244,10 +273,58 @@ class _Checker:
             max_amount_at_risk=match.get("max_amount_at_risk"),
         )
 
+    def destination(self, node: yaml.Node, index: int, routes: tuple[str, ...]) -> Destination:
+        where = f"notifications.destinations[{index}]"
+        keys = self.mapping(node, where, DESTINATION_KEYS)
+        if "route" not in keys:
+            raise self.fail(node, where, "missing route (a route of the rules, or '*' for every other route)")
+        route = self.text(keys["route"], f"{where}.route")
+        if route != "*" and route not in routes:
+            raise self.fail(
+                keys["route"], f"{where}.route", f"{route!r} is not a route of any rule ({', '.join(routes)})"
+            )
+        if ("webhook_env" in keys) == ("file" in keys):
+            raise self.fail(
+                node, where, "give exactly one of webhook_env (a variable holding the URL) or file"
+            )
+        if "webhook_env" in keys:
+            variable = self.text(keys["webhook_env"], f"{where}.webhook_env")
+            if not ENV_VAR_PATTERN.fullmatch(variable):
+                raise self.fail(
+                    keys["webhook_env"],
+                    f"{where}.webhook_env",
+                    f"{variable!r} must be the NAME of an environment variable (upper-case), never a URL",
+                )
+            return Destination(route, webhook_env=variable)
+        return Destination(route, folder=Path(self.text(keys["file"], f"{where}.file")))
+
+    def notifications(self, node: yaml.Node, routes: tuple[str, ...]) -> Notifications:
+        keys = self.mapping(node, "notifications", ("destinations", "max_lines_per_route"))
+        limit = DEFAULT_MAX_LINES_PER_ROUTE
+        if "max_lines_per_route" in keys:
+            limit = self.whole(keys["max_lines_per_route"], "notifications.max_lines_per_route", "lines")
+        listed = keys.get("destinations")
+        if listed is None:
+            return Notifications((), limit)
+        if not isinstance(listed, yaml.SequenceNode):
+            raise self.fail(listed, "notifications.destinations", "must be a list of destinations")
+        destinations = [self.destination(item, index, routes) for index, item in enumerate(listed.value)]
+        seen: dict[str, int] = {}
+        for index, (destination, item) in enumerate(zip(destinations, listed.value, strict=True)):
+            if destination.route in seen:
+                raise self.fail(
+                    item,
+                    f"notifications.destinations[{index}].route",
+                    f"{destination.route!r} is also the route of destinations[{seen[destination.route]}]",
+                )
+            seen[destination.route] = index
+        return Notifications(tuple(destinations), limit)
+
     def routing(self, root: yaml.Node | None) -> Routing:
         if root is None:
             raise RoutingError(f"{self.path}:1: the file is empty; it needs a `rules:` list")
-        rules_node = self.mapping(root, "file", ("rules",)).get("rules")
+        top = self.mapping(root, "file", ("rules", "notifications"))
+        rules_node = top.get("rules")
         if not isinstance(rules_node, yaml.SequenceNode) or not rules_node.value:
             raise self.fail(rules_node or root, "rules", "must be a non-empty list of rules")
         rules = [self.rule(node, index) for index, node in enumerate(rules_node.value)]
@@ -272,7 +349,11 @@ class _Checker:
                 f"rules[{len(rules) - 1}]",
                 "the last rule must be the default: leave out its `match`",
             )
-        return Routing(self.path, tuple(rules))
+        routes = tuple(dict.fromkeys(rule.route for rule in rules))
+        notifications = (
+            self.notifications(top["notifications"], routes) if "notifications" in top else Notifications()
+        )
+        return Routing(self.path, tuple(rules), notifications)
 
 
 def parse_routing(text: str, path: Path, known_codes: tuple[str, ...] | None = None) -> Routing:

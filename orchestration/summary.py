@@ -105,6 +105,7 @@ def collect_run_summary(settings: Settings, result: Any, *, log_file: Path | Non
         "gx_suites": [],
         "gx_failures": [],
         "open_exceptions": [],
+        "notifications": [],
     }
     if settings.warehouse.exists():
         con = connect(settings.warehouse, read_only=True)
@@ -170,6 +171,25 @@ def _collect_warehouse(con: duckdb.DuckDBPyConnection, run_id: str, summary: dic
                 " from quality.validation_results where run_id = ? and not success"
                 " order by severity, suite, expectation",
                 [run_id],
+            )
+        ]
+    if "outbox" in tables:
+        summary["notifications"] = [
+            dict(
+                zip(
+                    ("route", "digests_sent", "changes_sent", "systemic", "pending", "error"),
+                    row,
+                    strict=True,
+                )
+            )
+            for row in _rows(
+                con,
+                "select route, count(distinct digest_id) filter (where sent_by_run = ?),"
+                " count(*) filter (where sent_by_run = ?), bool_or(sent_by_run = ? and status = 'summarized'),"
+                " count(*) filter (where status = 'pending'), max(last_error) filter (where status = 'pending')"
+                " from notify.outbox group by route"
+                " having count(*) filter (where sent_by_run = ? or status = 'pending') > 0 order by route",
+                [run_id, run_id, run_id, run_id],
             )
         ]
     if "order_audit_exceptions" in tables:
@@ -240,6 +260,17 @@ def render_text(summary: dict[str, Any]) -> str:
         lines.append("Open exceptions by code:")
         for row in summary["open_exceptions"]:
             lines.append(f"  {row['code']:<26}{row['severity']:<9}{row['count']:>8}")
+    if summary["notifications"]:
+        lines.append("Notifications (digests per route):")
+        for row in summary["notifications"]:
+            kind = "a systemic alert" if row["systemic"] else f"{row['digests_sent']} digest(s)"
+            sent = f"{kind} sent for {row['changes_sent']} change(s)" if row["digests_sent"] else ""
+            failed = (
+                f"{row['pending']} pending, NOT SENT: {row['error']} (retried next run)"
+                if row["pending"]
+                else ""
+            )
+            lines.append(f"  {row['route']:<26}{'; '.join(part for part in (sent, failed) if part)}")
     if summary["log_file"]:
         lines.append(f"\nFull log (Dagster, dbt, GX): {summary['log_file']}")
     return "\n".join(lines)

@@ -192,3 +192,44 @@ def test_the_environment_variable_chooses_the_file_and_the_cli_reports_its_error
     assert f"{bad}: 2 rules, 2 routes, valid" in result.stdout
     assert "big-money" in result.stdout and "any code" in result.stdout
     assert "UNDERPAID, OVERPAID; currency EUR; at risk >= 500.00" in result.stdout
+
+
+NOTIFICATIONS = """\
+notifications:
+  max_lines_per_route: 50
+  destinations:
+    - route: finance-escalations
+      webhook_env: ORDER_AUDIT_WEBHOOK_FINANCE
+    - route: "*"
+      file: notifications
+"""
+
+
+def test_notification_destinations_are_read_and_checked() -> None:
+    routing = parse_routing(VALID + NOTIFICATIONS, Path("routing.yml"))
+    notifications = routing.notifications
+    assert notifications.max_lines_per_route == 50
+    assert notifications.destination_of("finance-escalations").webhook_env == "ORDER_AUDIT_WEBHOOK_FINANCE"  # type: ignore[union-attr]
+    assert notifications.destination_of("audit-triage").folder == Path("notifications")  # type: ignore[union-attr]
+    for old, new, expected in (
+        (
+            "webhook_env: ORDER_AUDIT_WEBHOOK_FINANCE",
+            "webhook_env: https://hooks.example/T000",
+            "routing.yml:22: notifications.destinations[0].webhook_env: 'https://hooks.example/T000' must be the"
+            " NAME of an environment variable",
+        ),
+        (
+            "route: finance-escalations\n      webhook",
+            "route: finance\n      webhook",
+            "routing.yml:21: notifications.destinations[0].route: 'finance' is not a route of any rule",
+        ),
+        (
+            "file: notifications",
+            "file: notifications\n      webhook_env: HOOK",
+            "routing.yml:23: notifications.destinations[1]: give exactly one of webhook_env",
+        ),
+        ("max_lines_per_route: 50", "max_lines_per_route: 0", "must be a positive whole number of lines"),
+        ('route: "*"', "route: finance-escalations", "is also the route of destinations[0]"),
+    ):
+        assert old in VALID + NOTIFICATIONS, old
+        assert expected in _error((VALID + NOTIFICATIONS).replace(old, new, 1)), expected

@@ -1,9 +1,17 @@
-"""The publish asset: runs only after the mart is built and every blocking check has passed."""
+"""The publish assets: the mart (only after it is built and every blocking check has passed), then the digests."""
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 from dagster_duckdb import DuckDBResource
 
+from orchestration.publish.notify import (
+    NotifyResult,
+    pending_by_route,
+    queue_changes,
+    record_deliveries,
+    send_digests,
+)
 from orchestration.publish.serving import MART_TABLES, publish
+from orchestration.routing import load_routing
 from orchestration.settings import Settings
 
 
@@ -43,3 +51,32 @@ def published_audit_mart(context: AssetExecutionContext, warehouse: DuckDBResour
             **result.open_exceptions,
         }
     )
+
+
+@asset(
+    key=AssetKey(["published", "notifications"]),
+    group_name="publish",
+    kinds={"duckdb"},
+    deps=[AssetKey(["published", "audit_mart"])],
+    description=(
+        "One digest per route, after a successful publish, of the exceptions that are new, reopened or newly past"
+        " their SLA, sent to the route's destination (routing.yml `notifications`: a webhook whose URL an"
+        " environment variable holds, or a JSON Lines file). notify.outbox records what was sent: a rerun sends"
+        " nothing new, a failed delivery is retried by the next run, and a notification never fails the run."
+    ),
+    pool="warehouse_writer",
+)
+def published_notifications(context: AssetExecutionContext, warehouse: DuckDBResource) -> MaterializeResult:
+    settings = Settings.from_env()
+    notifications = load_routing().notifications
+    with warehouse.get_connection() as con:
+        queued = queue_changes(con, context.run.run_id)
+        pending = pending_by_route(con)
+    result = NotifyResult(queued=queued)
+    result.deliveries = send_digests(pending, notifications, settings.warehouse.parent)
+    if result.deliveries:
+        with warehouse.get_connection() as con:
+            record_deliveries(con, result.deliveries, context.run.run_id)
+    for delivery in result.failed:
+        context.log.warning(f"Digest for route {delivery.route} not sent, retried next run: {delivery.error}")
+    return MaterializeResult(metadata=result.as_metadata())
