@@ -195,6 +195,61 @@ def show_order(trail: OrderTrail) -> None:
         st.dataframe(trail.exceptions, hide_index=True, key="order_exceptions")
 
 
+ALL = "All"
+
+
+def show_triage(path: Path, key: loaders.SignatureKey) -> None:
+    st.subheader("Triage")
+    st.caption(
+        "Exceptions people still work (workflow state not resolved), most urgent first. The dashboard is"
+        " read-only: act with the CLI command shown under the queue."
+    )
+    left, right = st.columns(2)
+    everyone = loaders.load_triage(str(path), key, None, None)
+    if not everyone.available:
+        st.info(
+            "This serving file has no routing or triage columns yet: run `order-audit run` to publish them."
+        )
+        return
+    owner = left.selectbox("Owner team", [ALL, *everyone.owners], key="triage_owner")
+    owner_filter = None if owner == ALL else str(owner)
+    routes = loaders.load_triage(str(path), key, owner_filter, None).routes
+    route = right.selectbox("Route", [ALL, *routes], key="triage_route")
+    view = loaders.load_triage(str(path), key, owner_filter, None if route == ALL else str(route))
+    cols = st.columns(3)
+    cols[0].metric("In the queue", count(view.active))
+    cols[1].metric("Past SLA", count(view.past_sla))
+    cols[2].metric(
+        "P1 in the queue", count(int(view.by_priority_and_age.query("priority == 'p1'")["active"].sum()))
+    )
+    by_age, money = st.columns([3, 2])
+    with by_age:
+        st.caption("By priority and age (days since it opened)")
+        st.dataframe(view.by_priority_and_age, hide_index=True, key="triage_by_priority")
+    with money:
+        st.caption("Money at risk in the queue, per currency (exact, not converted)")
+        st.dataframe(view.money_at_risk, hide_index=True, key="triage_money")
+    st.dataframe(view.queue, hide_index=True, key="triage_queue")
+    if view.queue.empty:
+        return
+    picked = st.selectbox(
+        "History of an exception of the queue",
+        list(view.queue["exception_id"]),
+        format_func=lambda eid: f"{eid[:12]}",
+        key="triage_exception",
+    )
+    st.dataframe(
+        loaders.load_exception_history(str(path), key, str(picked)), hide_index=True, key="triage_history"
+    )
+    st.code(
+        f"order-audit exceptions show {picked[:12]}\n"
+        f"order-audit exceptions ack {picked[:12]} --by <you>\n"
+        f"order-audit exceptions assign {picked[:12]} --by <you> --to <who>\n"
+        f"order-audit exceptions resolve {picked[:12]} --by <you> --reason fixed|accepted|false_positive --note '...'",
+        language="bash",
+    )
+
+
 def main() -> None:
     st.set_page_config(page_title="Order audit", layout="wide")
     st.title("Order audit")
@@ -223,6 +278,7 @@ def main() -> None:
     show_money_at_risk(snapshot)
     show_reconciliation(snapshot)
     show_open_exceptions(snapshot)
+    show_triage(path, key)
     show_quality(snapshot)
     order_ids = show_worst_orders(snapshot)
 

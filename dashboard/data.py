@@ -391,3 +391,119 @@ def read_order_trail(con: duckdb.DuckDBPyConnection, order_id: str) -> OrderTrai
         [order_id],
     )
     return OrderTrail(publication(con, tables), order_id, bool(header), summary, events, exceptions)
+
+
+# --- triage: the exception queue per owner team and route ------------------------------------------------
+
+TRIAGE_COLUMNS = frozenset(
+    {"route", "priority", "age_bucket", "sla_breached", "workflow_state", "amount_at_risk"}
+)
+AGE_BUCKETS = ("0-1", "2-7", "8-30", ">30")
+QUEUE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class TriageView:
+    """The queue of exceptions people still work (workflow state not resolved) of one owner team and route."""
+
+    publication: Publication
+    available: bool  # False: a serving file from before routing and triage
+    owners: tuple[str, ...]
+    routes: tuple[str, ...]
+    active: int
+    past_sla: int
+    by_priority_and_age: pd.DataFrame
+    money_at_risk: pd.DataFrame
+    queue: pd.DataFrame
+
+
+def _triage_filter(owner: str | None, route: str | None) -> tuple[str, list[Any]]:
+    clauses, params = ["workflow_state <> 'resolved'"], []
+    for column, value in (("owner_team", owner), ("route", route)):
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return " and ".join(clauses), params
+
+
+def read_triage(con: duckdb.DuckDBPyConnection, owner: str | None, route: str | None) -> TriageView:
+    tables = table_names(con)
+    pub = publication(con, tables)
+    empty = pd.DataFrame()
+    if not TRIAGE_COLUMNS <= column_names(con, "order_audit_exceptions"):
+        return TriageView(pub, False, (), (), 0, 0, empty, empty, empty)
+    where, params = _triage_filter(owner, route)
+    owners = tuple(
+        r[0] for r in _rows(con, "select distinct owner_team from order_audit_exceptions order by 1")
+    )
+    routes = tuple(
+        r[0]
+        for r in _rows(
+            con,
+            "select distinct route from order_audit_exceptions where route is not null"
+            + (" and owner_team = ?" if owner else "")
+            + " order by 1",
+            [owner] if owner else [],
+        )
+    )
+    active, past_sla = _rows(
+        con,
+        f"select count(*), count(*) filter (where sla_breached) from order_audit_exceptions where {where}",
+        params,
+    )[0]
+    buckets = ", ".join(
+        f"count(*) filter (where age_bucket = '{bucket}') as \"{bucket} days\"" for bucket in AGE_BUCKETS
+    )
+    by_priority = frame(
+        con,
+        f"""
+        select coalesce(priority, '-') as priority, {buckets},
+            count(*) filter (where sla_breached) as past_sla, count(*) as active
+        from order_audit_exceptions where {where}
+        group by 1 order by 1
+        """,
+        params,
+    )
+    money = frame(
+        con,
+        f"""
+        select amount_at_risk_currency as currency, sum(amount_at_risk) as amount, count(*) as exceptions
+        from order_audit_exceptions where {where} and amount_at_risk > 0
+        group by 1 order by 1
+        """,
+        params,
+    )
+    money["amount_at_risk"] = [
+        format_amount(v, c) for v, c in zip(money["amount"], money["currency"], strict=True)
+    ]
+    money = money[["currency", "amount_at_risk", "exceptions"]]
+    queue = frame(
+        con,
+        f"""
+        select priority, exception_code, entity_id, amount_at_risk, amount_at_risk_currency, age_bucket, due_at,
+            sla_breached, workflow_state, coalesce(assignee, '') as assignee, route, owner_team, trigger,
+            expected_outcome, exception_id
+        from order_audit_exceptions where {where}
+        order by priority nulls last, due_at nulls last, exception_code, entity_id
+        limit {QUEUE_LIMIT}
+        """,
+        params,
+    )
+    queue["amount_at_risk"] = [
+        format_amount(v, c) if v else ""
+        for v, c in zip(queue["amount_at_risk"], queue["amount_at_risk_currency"], strict=True)
+    ]
+    queue = queue.drop(columns=["amount_at_risk_currency"])
+    return TriageView(pub, True, owners, routes, int(active), int(past_sla), by_priority, money, queue)
+
+
+def read_exception_history(con: duckdb.DuckDBPyConnection, exception_id: str) -> pd.DataFrame:
+    return frame(
+        con,
+        """
+        select change_sequence, changed_at, change_type, from_state, to_state, changed_by, decided_at, reason,
+            assignee, snoozed_until, route, priority, note
+        from order_audit_exception_history where exception_id = ? order by change_sequence
+        """,
+        [exception_id],
+    )

@@ -301,6 +301,69 @@ def test_drill_down_shows_the_orders_trail_in_sequence(
     assert any("NO-SUCH-ORDER" in w.value for w in at.warning)
 
 
+def test_triage_queue_per_owner_and_route_equals_sql(
+    any_mart: BuiltMart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = any_mart.serving_db
+    at = run_app(monkeypatch, db)
+    (owner, route) = sql(
+        db,
+        "select owner_team, route from order_audit_exceptions where workflow_state <> 'resolved'"
+        " group by all order by count(*) desc, 1, 2 limit 1",
+    )[0]
+    for chosen_owner, chosen_route in ((None, None), (owner, None), (owner, route)):
+        if chosen_owner:
+            at.selectbox(key="triage_owner").set_value(chosen_owner).run()
+        if chosen_route:
+            at.selectbox(key="triage_route").set_value(chosen_route).run()
+        assert not at.exception, [e.value for e in at.exception]
+        where = "workflow_state <> 'resolved'" + "".join(
+            f" and {column} = '{value}'"
+            for column, value in (("owner_team", chosen_owner), ("route", chosen_route))
+            if value
+        )
+        (active, past_sla, p1) = sql(
+            db,
+            "select count(*), count(*) filter (where sla_breached), count(*) filter (where priority = 'p1')"
+            f" from order_audit_exceptions where {where}",
+        )[0]
+        shown = metrics(at)
+        assert (shown["In the queue"], shown["Past SLA"], shown["P1 in the queue"]) == (
+            f"{active:,}",
+            f"{past_sla:,}",
+            f"{p1:,}",
+        )
+        queue = table_with(at, "priority", "exception_code", "entity_id", "amount_at_risk")
+        expected = sql(
+            db,
+            f"select exception_id from order_audit_exceptions where {where}"
+            " order by priority nulls last, due_at nulls last, exception_code, entity_id limit 500",
+        )
+        assert list(queue["exception_id"]) == [row[0] for row in expected]
+        ages = table_with(at, "priority", "0-1 days")
+        assert int(ages["active"].sum()) == active
+        money = table_with(at, "currency", "amount_at_risk", "exceptions")
+        expected_money = sql(
+            db,
+            "select amount_at_risk_currency, sum(amount_at_risk) from order_audit_exceptions"
+            f" where {where} and amount_at_risk > 0 group by 1 order by 1",
+        )
+        assert [
+            (c, parse_amount(a)) for c, a in zip(money["currency"], money["amount_at_risk"], strict=True)
+        ] == [(c, a) for c, a in expected_money]
+    picked = at.selectbox(key="triage_exception").value
+    history = table_with(at, "change_sequence", "changed_at", "change_type")
+    assert list(history["change_type"]) == [
+        row[0]
+        for row in sql(
+            db,
+            "select change_type from order_audit_exception_history where exception_id = ? order by change_sequence",
+            [picked],
+        )
+    ]
+    assert any(f"order-audit exceptions ack {picked[:12]}" in code.value for code in at.code)
+
+
 def test_quality_results_over_time(handmade: BuiltMart, monkeypatch: pytest.MonkeyPatch) -> None:
     db = handmade.serving_db
     at = run_app(monkeypatch, db)
