@@ -257,20 +257,24 @@ def render_text(summary: dict[str, Any]) -> str:
             )
             lines.extend(f"    e.g. {_compact(row)}" for row in failure["sample"])
     if summary["open_exceptions"]:
-        lines.append("Open exceptions by code:")
-        for row in summary["open_exceptions"]:
-            lines.append(f"  {row['code']:<26}{row['severity']:<9}{row['count']:>8}")
+        rows = summary["open_exceptions"]
+        lines.append(f"Open exceptions by code ({sum(row['count'] for row in rows)} open):")
+        cells = [f"{row['code']:<24}{row['severity']:<8}{row['count']:>6}" for row in rows]
+        for left in range(0, len(cells), 2):  # two codes a line
+            lines.append("  " + "    ".join(cells[left : left + 2]))
     if summary["notifications"]:
-        lines.append("Notifications (digests per route):")
+        sent = [row for row in summary["notifications"] if row["digests_sent"]]
+        if sent:
+            changes = sum(row["changes_sent"] for row in sent)
+            systemic = [row["route"] for row in sent if row["systemic"]]
+            note = f"; systemic alert for {', '.join(systemic)}" if systemic else ""
+            lines.append(f"Notifications: digests sent to {len(sent)} route(s) for {changes} change(s){note}")
         for row in summary["notifications"]:
-            kind = "a systemic alert" if row["systemic"] else f"{row['digests_sent']} digest(s)"
-            sent = f"{kind} sent for {row['changes_sent']} change(s)" if row["digests_sent"] else ""
-            failed = (
-                f"{row['pending']} pending, NOT SENT: {row['error']} (retried next run)"
-                if row["pending"]
-                else ""
-            )
-            lines.append(f"  {row['route']:<26}{'; '.join(part for part in (sent, failed) if part)}")
+            if row["pending"]:
+                lines.append(
+                    f"  NOT SENT to {row['route']}: {row['pending']} change(s) pending: {row['error']}"
+                    " (retried next run)"
+                )
     if summary["log_file"]:
         lines.append(f"\nFull log (Dagster, dbt, GX): {summary['log_file']}")
     return "\n".join(lines)

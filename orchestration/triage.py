@@ -153,17 +153,13 @@ class Decision:
     snoozed_until: datetime | None = None
 
 
-def _utc(text: str) -> datetime:
+def parse_until(text: str) -> datetime:
     """An ISO 8601 time; one without an offset is taken as UTC."""
     try:
         value = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError as error:
         raise TriageError(f"--until {text!r} is not an ISO 8601 time such as 2026-11-12T09:00:00Z") from error
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def parse_until(text: str) -> datetime:
-    return _utc(text)
 
 
 def _refusal(state: str, decision: Decision, as_of: datetime | None) -> str | None:
@@ -206,6 +202,13 @@ def _pending_decisions(
 def record_decision(decision: Decision, database: Path | None = None) -> int:
     """Validate a decision against the published mart and the decisions not applied yet, then append it to
     the decisions log as a new file (nothing is written when it is refused)."""
+    for option, value in (
+        ("--by", decision.decided_by),
+        ("--to", decision.assignee),
+        ("--note", decision.note),
+    ):
+        if value is not None and not value.strip():
+            raise TriageError(f"{option} must not be empty")
     settings = Settings.from_env()
     folder = settings.extracts_dir / "decisions"
     con = _open(database)

@@ -56,6 +56,12 @@ PER_RUN_COLUMNS = frozenset(
         "run_id",
         "validated_at",
         "published_at",
+        # notify.outbox: when and by which run a change was queued and its digest sent
+        "queued_at",
+        "queued_by_run",
+        "sent_at",
+        "sent_by_run",
+        "digest_id",
     }
 )
 

@@ -97,7 +97,7 @@ def test_failed_deliveries_are_retried_and_a_rerun_sends_nothing_new(
     Receiver.failing = True
     assert main(["run"]) == 0, "a notification never fails the run"
     printed = capsys.readouterr().out
-    assert "NOT SENT: the webhook answered HTTP 500 (retried next run)" in printed
+    assert "pending: the webhook answered HTTP 500 (retried next run)" in printed
     first = _outbox(notified)
     webhook_routes = {route for route, *_ in first if route != "catalog-review"}
     assert webhook_routes

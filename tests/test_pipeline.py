@@ -34,7 +34,11 @@ def _query(path: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def _mart_snapshot(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    return {table: sorted(_query(path, f"select * from {table}"), key=repr) for table in MART_TABLES}
+    """Every mart table, the exception history (but the build id of its rows) and the notification outbox."""
+    tables = {table: f"select * from {table}" for table in MART_TABLES}
+    tables["order_audit_exception_history"] = "select * exclude (run_id) from order_audit_exception_history"
+    tables["notify.outbox"] = "select * from notify.outbox"
+    return {table: sorted(_query(path, sql), key=repr) for table, sql in tables.items()}
 
 
 def test_every_exception_matches_the_ground_truth(sample_pipeline: PipelineEnv) -> None:
@@ -160,6 +164,13 @@ def test_rerun_on_the_same_files_changes_nothing_and_new_files_resolve_exception
     )
     assert status == "resolved"
     assert resolved_at is not None and first_detected_at <= resolved_at
+    assert _query(
+        sample_pipeline.warehouse,
+        "select h.change_type, h.from_state, h.to_state, h.changed_by, h.reason, e.workflow_state,"
+        " e.resolution_reason from order_audit_exception_history as h join order_audit_exceptions as e"
+        f" using (exception_id) where e.entity_id = '{order_id}' and e.exception_code = 'PAYMENT_MISSING'"
+        " order by h.change_sequence desc limit 1",
+    ) == [("resolved", "open", "resolved", "pipeline", "auto", "resolved", "auto")]
     assert _query(
         sample_pipeline.warehouse,
         f"select exception_codes from fact_order_audit where order_id = '{order_id}'",
