@@ -234,6 +234,15 @@ SCENARIOS: list[tuple[str, list[str], dict[str, int | str]]] = [
         },
     ),
     (
+        "decision_loaded_but_never_applied",
+        [
+            "insert into raw.decisions (load_id, source_file, extract_date, line_number, decision_id, exception_id,"
+            " action, decided_by, decided_at) values ('l', 'decisions_2026-12-01_x.jsonl', date '2026-12-01', 1,"
+            " 'DEC-LOST', 'x', 'ack', 'ana', '2026-12-01T10:00:00Z')"
+        ],
+        {"decisions_recorded_once": 1},
+    ),
+    (
         "dropped_raw_shipment",
         [f"delete from raw.inventory_movements where movement_id = ({SHIPMENT_OF_CLEAN_ORDER})"],
         {"raw_inventory_movements_rows_conserved": 1, "units_conserved": 1},
