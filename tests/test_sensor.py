@@ -51,3 +51,20 @@ def test_sensor_requests_runs_for_new_and_redelivered_files(tmp_path: Path, isol
     os.utime(corrected, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     partitions, _, _ = _evaluate(cursor)
     assert partitions == ["2026-11-01"]
+
+
+def test_a_new_decision_file_requests_a_run_of_the_latest_extract_date(
+    tmp_path: Path, isolated_environ: None
+) -> None:
+    env = pipeline_env(tmp_path)
+    generate(env.extracts, orders=40, seed=2, days=3)
+    use_env(env)
+    _, cursor, _ = _evaluate(None)
+    assert _evaluate(cursor)[2]
+
+    decisions = env.extracts / "decisions"
+    decisions.mkdir()
+    (decisions / "decisions_2026-12-04_DEC-1.jsonl").write_text('{"decision_id": "DEC-1"}\n')
+    partitions, cursor, skipped = _evaluate(cursor)
+    assert not skipped and partitions == ["2026-11-03"]
+    assert _evaluate(cursor)[2], "an applied decision file is not new again"

@@ -1,4 +1,5 @@
-"""A sensor on the landing folder: a new or re-delivered file requests a run for its extract date."""
+"""A sensor on the landing folder: a new or re-delivered file requests a run for its extract date, and a new
+triage decision file a run for the latest extract date (the decisions belong to no date; the run applies them)."""
 
 import hashlib
 import json
@@ -7,7 +8,7 @@ from collections import defaultdict
 from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from orchestration.ingest.landing import landing_files
-from orchestration.ingest.sources import SOURCES
+from orchestration.ingest.sources import DECISIONS, SOURCES
 from orchestration.settings import Settings
 
 
@@ -21,17 +22,25 @@ def landing_state() -> dict[str, list[object]]:
                 continue
             stat = landing.path.stat()
             state[str(landing.path)] = [landing.extract_date.isoformat(), stat.st_size, stat.st_mtime_ns]
+    latest = max((str(fingerprint[0]) for fingerprint in state.values()), default=None)
+    if latest is not None:
+        for decision in landing_files(settings.extracts_dir, DECISIONS):
+            stat = decision.path.stat()
+            # keyed on the file alone: a later extract date does not make an applied decision new again
+            state[str(decision.path)] = ["decisions", stat.st_size, stat.st_mtime_ns]
     return state
 
 
 def changed_dates(
     previous: dict[str, list[object]], current: dict[str, list[object]]
 ) -> dict[str, list[str]]:
+    """Extract date -> the new or changed files of that date; new decision files go to the latest date."""
+    latest = max((str(f[0]) for f in current.values() if f[0] != "decisions"), default=None)
     changed: dict[str, list[str]] = defaultdict(list)
     for path, fingerprint in current.items():
         if previous.get(path) != fingerprint:
-            changed[str(fingerprint[0])].append(path)
-    return dict(changed)
+            changed[latest if fingerprint[0] == "decisions" else str(fingerprint[0])].append(path)
+    return {date: paths for date, paths in changed.items() if date is not None}
 
 
 def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
@@ -39,7 +48,10 @@ def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
         name="landing_folder_sensor",
         job_name=job_name,
         minimum_interval_seconds=60,
-        description="Requests a run of the audit job for each extract date with a new or re-delivered file.",
+        description=(
+            "Requests a run of the audit job for each extract date with a new or re-delivered file, and one for"
+            " the latest extract date when a triage decision file lands."
+        ),
     )
     def landing_folder_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
         previous = json.loads(context.cursor) if context.cursor else {}
