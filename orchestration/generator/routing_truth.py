@@ -13,8 +13,6 @@ from orchestration.generator.sqlkit import Ctx
 from orchestration.routing import Routing, RoutingRule
 from orchestration.settings import DBT_PROJECT_DIR
 
-_MINOR = "CASE WHEN {c} IN ('JPY', 'KRW', 'VND', 'CLP', 'ISK') THEN 0 WHEN {c} IN ('BHD', 'KWD', 'OMR', 'JOD', 'TND') THEN 3 ELSE 2 END"
-
 
 def _literal(value: object) -> str:
     if value is None:
@@ -105,13 +103,10 @@ def create_expected_routing(ctx: Ctx, routing: Routing) -> None:
             FROM expected_exceptions AS x WHERE x.entity_type = 'stock_position'
         ),
         rounded AS (
-            SELECT a.*, c.source_system,
-                CASE {_MINOR.format(c="a.currency")}
-                    WHEN 0 THEN round(a.amount::DECIMAL(18, 6), 0)::DECIMAL(18, 6)
-                    WHEN 3 THEN round(a.amount::DECIMAL(18, 6), 3)::DECIMAL(18, 6)
-                    ELSE round(a.amount::DECIMAL(18, 6), 2)::DECIMAL(18, 6) END AS amount_at_risk
+            SELECT a.*, c.source_system, round_to(a.amount, cur.exp)::DECIMAL(18, 6) AS amount_at_risk
             FROM amounts AS a
             JOIN read_csv('{seed}', header = true, all_varchar = true) AS c USING (exception_code)
+            LEFT JOIN currencies AS cur ON cur.currency = a.currency
         )
         SELECT x.entity_type, x.entity_id, x.exception_code, x.amount_at_risk,
                x.currency AS amount_at_risk_currency,

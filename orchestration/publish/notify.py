@@ -28,6 +28,7 @@ from typing import Any
 
 import duckdb
 
+from dashboard.money import format_amount
 from orchestration.routing import Destination, Notifications
 
 WEBHOOK_TIMEOUT_SECONDS = 10
@@ -82,13 +83,6 @@ where c.route is not null
   and not exists (select 1 from notify.outbox as o where o.notification_key = c.notification_key)
 """
 
-PENDING_SQL = """
-select notification_key, route, exception_id, kind, priority, exception_code, entity_id, amount_at_risk,
-       amount_at_risk_currency, due_at, detail
-from notify.outbox
-where status = 'pending'
-order by route, priority nulls last, kind, due_at nulls last, exception_code, entity_id
-"""
 PENDING_COLUMNS = (
     "notification_key",
     "route",
@@ -102,6 +96,12 @@ PENDING_COLUMNS = (
     "due_at",
     "detail",
 )
+PENDING_SQL = f"""
+select {", ".join(PENDING_COLUMNS)}
+from notify.outbox
+where status = 'pending'
+order by route, priority nulls last, kind, due_at nulls last, exception_code, entity_id
+"""
 KIND_LABELS = {"new": "NEW", "reopened": "REOPENED", "past_sla": "PAST SLA"}
 
 
@@ -137,10 +137,7 @@ class NotifyResult:
 
 
 def _money(amount: Decimal | None, currency: str | None) -> str:
-    if not amount:
-        return ""
-    text = format(amount.normalize(), "f")
-    return f" · {text} {currency or ''} at risk".rstrip()
+    return f" · {format_amount(amount, currency)} {currency} at risk" if amount else ""
 
 
 def _line(item: dict[str, Any]) -> str:
