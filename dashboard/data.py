@@ -19,7 +19,8 @@ import pandas as pd
 from dashboard.money import format_amount
 from dashboard.source import SERVING_ALIAS
 
-MART_TABLES = (
+# The mart tables the dashboard reads (the serving file has all of orchestration.publish.serving's).
+TABLES_READ = (
     "fact_order_audit",
     "order_audit_exceptions",
     "fct_order_audit_events",
@@ -301,7 +302,7 @@ class MartSnapshot:
 
 def read_snapshot(con: duckdb.DuckDBPyConnection) -> MartSnapshot:
     tables = table_names(con)
-    missing = [t for t in MART_TABLES if t not in tables]
+    missing = [t for t in TABLES_READ if t not in tables]
     if missing:
         raise IncompleteMartError(f"the file has no {', '.join(missing)}")
     open_by_code = open_exceptions(con)

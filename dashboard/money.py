@@ -4,24 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-# ISO 4217 minor-unit exponents that are not 2 (the extract contract's list).
-_MINOR_UNITS = {
-    "JPY": 0,
-    "KRW": 0,
-    "VND": 0,
-    "CLP": 0,
-    "ISK": 0,
-    "BHD": 3,
-    "KWD": 3,
-    "OMR": 3,
-    "JOD": 3,
-    "TND": 3,
-}
-
-
-def minor_unit(currency: str | None) -> int:
-    """Decimals of the currency's minor unit: 2 by default."""
-    return _MINOR_UNITS.get((currency or "").strip().upper(), 2)
+from orchestration.rules import minor_units as minor_unit
 
 
 def format_amount(

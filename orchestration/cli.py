@@ -327,6 +327,20 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if all(run["succeeded"] for run in report["runs"]) else 1
 
 
+def _rules(args: argparse.Namespace) -> int:
+    from orchestration.rules import RULE_CATALOG_FILE, rule_catalog, rule_catalog_markdown
+
+    if args.markdown:
+        print(rule_catalog_markdown(), end="")
+        return 0
+    print(f"{RULE_CATALOG_FILE.relative_to(PROJECT_ROOT)}: {len(rule_catalog())} rules")
+    for rule in rule_catalog():
+        print(f"  {rule.code:<24} {rule.severity:<8} {rule.owner_team:<14} {rule.computed_in}")
+        print(f"  {'':<24} {rule.description}")
+        print(f"  {'':<24} pinned by: {', '.join(rule.pinned_by) or 'the generator ground truth only'}")
+    return 0
+
+
 def _routing_check(args: argparse.Namespace) -> int:
     from orchestration.routing import RoutingError, load_routing
 
@@ -478,6 +492,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", help="JSON file for the figures (default benchmarks/results/bench_<N>.json)"
     )
     bench.set_defaults(handler=_bench)
+
+    rules = commands.add_parser(
+        "rules", help="the rule catalog: each exception code, where it is computed and what tests it"
+    )
+    rules.add_argument("--markdown", action="store_true", help="as the Markdown table the README shows")
+    rules.set_defaults(handler=_rules)
 
     routing = commands.add_parser("routing", help="the exception routing rules (routing.yml)")
     routing_commands = routing.add_subparsers(dest="routing_command", required=True)

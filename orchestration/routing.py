@@ -13,10 +13,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import yaml
 
-from orchestration.settings import DBT_PROJECT_DIR, Settings
+from orchestration.rules import rule_codes
+from orchestration.settings import Settings
 
 PRIORITIES = ("p1", "p2", "p3", "p4")
 SOURCE_SYSTEMS = ("storefront", "psp", "wms", "catalog")
@@ -135,12 +135,7 @@ def routing_path() -> Path:
 
 
 def known_exception_codes() -> tuple[str, ...]:
-    seed = str(DBT_PROJECT_DIR / "seeds" / "exception_codes.csv").replace("'", "''")
-    with duckdb.connect() as con:
-        rows = con.execute(
-            f"select exception_code from read_csv('{seed}', header = true, all_varchar = true) order by 1"
-        ).fetchall()
-    return tuple(str(row[0]) for row in rows)
+    return tuple(sorted(rule_codes()))
 
 
 class _Checker:

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 
 from orchestration.publish.serving import publish
+from orchestration.rules import rule_catalog
 
 
 @dataclass(frozen=True)
@@ -28,17 +29,7 @@ class BuiltMart:
 # --- the hand-made mart ------------------------------------------------------------------------------
 
 AS_OF = datetime(2026, 11, 10, 23, 59)
-SEVERITY = {
-    "UNDERPAID": ("error", "finance"),
-    "OVERPAID": ("error", "finance"),
-    "ORDER_TOTAL_MISMATCH": ("error", "ecommerce"),
-    "CANCELLED_NOT_REFUNDED": ("error", "finance"),
-    "PAYMENT_MISSING": ("error", "finance"),
-    "FULFILLMENT_DELAYED": ("warning", "fulfillment"),
-    "CHARGEBACK": ("warning", "finance"),
-    "PRICE_MISMATCH": ("warning", "merchandising"),
-    "STOCK_LEVEL_MISMATCH": ("error", "inventory"),
-}
+SEVERITY = {rule.code: (rule.severity, rule.owner_team) for rule in rule_catalog()}
 
 DDL = """
 create schema if not exists raw;

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 from decimal import Decimal
@@ -11,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from orchestration.routing import RoutingError, RoutingRule, load_routing, parse_routing, routing_path
-from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT
+from orchestration.rules import rule_catalog
+from orchestration.settings import PROJECT_ROOT
 
 VALID = """\
 rules:
@@ -57,8 +57,7 @@ def _first_match(rules: list[RoutingRule], code: str) -> RoutingRule:
 
 def test_the_shipped_rules_are_valid_and_give_each_code_its_contract_owner() -> None:
     rules = list(load_routing(PROJECT_ROOT / "routing.yml").rules)
-    with (DBT_PROJECT_DIR / "seeds" / "exception_codes.csv").open(newline="") as seed:
-        owners = {row["exception_code"]: row["owner_team"] for row in csv.DictReader(seed)}
+    owners = {rule.code: rule.owner_team for rule in rule_catalog()}
     assert len(owners) == 20
     assert {code: _first_match(rules, code).owner_team for code in owners} == owners
     assert rules[-1].is_default and [rule.rule_order for rule in rules] == list(range(1, len(rules) + 1))

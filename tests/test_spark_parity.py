@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from orchestration.publish.serving import MART_TABLES
+from orchestration.rules import rule_catalog
 from orchestration.settings import DBT_PROJECT_DIR
 from orchestration.transform.project import dbt_executable
 from tests.conftest import PER_RUN_COLUMNS
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.skipif(
     reason="pyspark not installed (install the spark extra); runs always in CI",
 )
 
-ALL_CODES = 20
+ALL_CODES = len(rule_catalog())
 
 Row = tuple[object, ...]
 

@@ -1,8 +1,8 @@
-{#- "The later delivery wins" (extracts.md): files in extract-date order, then file name in byte order,
-    rows in line order. 1 is the latest delivery of each key. -#}
+{#- "The later delivery wins" (extracts.md): deliveries ordered by var('delivery_order') (extract date,
+    file name in byte order, line number; dbt_project.yml). 1 is the latest delivery of each key. -#}
 {% macro latest_delivery_rank(keys) -%}
     row_number() over (
         partition by {{ keys }}
-        order by extract_date desc, source_file desc, line_number desc
+        order by {% for column in var('delivery_order') %}{{ column }} desc{% if not loop.last %}, {% endif %}{% endfor %}
     )
 {%- endmacro %}

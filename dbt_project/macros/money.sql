@@ -1,22 +1,29 @@
-{#- Currency minor units (extracts.md) and exact amount comparison: round the difference half away
-    from zero to the currency's minor unit, then compare with 0. Every branch is cast to one decimal
-    type: a CASE over round(x, 0) and round(x, 2) would otherwise take the scale of the first branch. -#}
+{#- Currency minor units (extracts.md; the list is var('currency_minor_units') in dbt_project.yml) and
+    exact amount comparison: round the difference half away from zero to the currency's minor unit,
+    then compare with 0. Every branch is cast to one decimal type: a CASE over round(x, 0) and
+    round(x, 2) would otherwise take the scale of the first branch. -#}
 
+{#- {0: ['JPY', ...], 3: ['BHD', ...]}: the currencies whose minor unit is not 2, by exponent -#}
+{% macro currencies_by_minor_units() -%}
+    {%- set grouped = {} -%}
+    {%- for code, units in var('currency_minor_units').items() -%}
+        {%- do grouped.setdefault(units | int, []).append(code) -%}
+    {%- endfor -%}
+    {{ return(grouped) }}
+{%- endmacro %}
 
-{% macro minor_units(currency) -%}
+{#- case when <currency> in (...) then <expression with UNITS replaced by the exponent> ... end -#}
+{% macro case_by_minor_units(currency, expression) -%}
     case
-        when {{ currency }} in ('JPY', 'KRW', 'VND', 'CLP', 'ISK') then 0
-        when {{ currency }} in ('BHD', 'KWD', 'OMR', 'JOD', 'TND') then 3
-        else 2
+    {%- for units, codes in currencies_by_minor_units().items() %}
+        when {{ currency }} in ('{{ codes | join("', '") }}') then {{ expression | replace('UNITS', units | string) }}
+    {%- endfor %}
+        else {{ expression | replace('UNITS', '2') }}
     end
 {%- endmacro %}
 
 {% macro round_to_minor_unit(amount, currency) -%}
-    case
-        when {{ currency }} in ('JPY', 'KRW', 'VND', 'CLP', 'ISK') then cast(round({{ amount }}, 0) as decimal(38, 6))
-        when {{ currency }} in ('BHD', 'KWD', 'OMR', 'JOD', 'TND') then cast(round({{ amount }}, 3) as decimal(38, 6))
-        else cast(round({{ amount }}, 2) as decimal(38, 6))
-    end
+    {{ case_by_minor_units(currency, 'cast(round(' ~ amount ~ ', UNITS) as decimal(38, 6))') }}
 {%- endmacro %}
 
 {#- sign of (left - right) at the currency's minor unit: -1, 0 or 1 -#}
@@ -26,9 +33,5 @@
 
 {#- '12.50 USD', '1250 JPY', '1.250 KWD': the amount at the currency's minor unit, for detail sentences -#}
 {% macro format_money(amount, currency) -%}
-    case
-        when {{ currency }} in ('JPY', 'KRW', 'VND', 'CLP', 'ISK') then cast(cast(round({{ amount }}, 0) as decimal(38, 0)) as varchar(60))
-        when {{ currency }} in ('BHD', 'KWD', 'OMR', 'JOD', 'TND') then cast(cast(round({{ amount }}, 3) as decimal(38, 3)) as varchar(60))
-        else cast(cast(round({{ amount }}, 2) as decimal(38, 2)) as varchar(60))
-    end || ' ' || {{ currency }}
+    {{ case_by_minor_units(currency, 'cast(cast(round(' ~ amount ~ ', UNITS) as decimal(38, UNITS)) as varchar(60))') }} || ' ' || {{ currency }}
 {%- endmacro %}

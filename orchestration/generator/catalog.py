@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from orchestration.generator.sqlkit import Ctx
+from orchestration.rules import minor_units
 
 # code, minor-unit exponent, units per USD, weight (%), shipping fee, free shipping from, tax rate
-CURRENCIES: tuple[tuple[str, int, str, int, str, str, str], ...] = (
-    ("USD", 2, "1.0", 35, "4.99", "75", "0.08"),
-    ("EUR", 2, "0.92", 25, "4.50", "60", "0.20"),
-    ("GBP", 2, "0.79", 15, "3.95", "50", "0.20"),
-    ("JPY", 0, "150", 12, "600", "10000", "0.10"),
-    ("KWD", 3, "0.307", 7, "1.500", "25", "0"),
-    ("BHD", 3, "0.376", 6, "1.800", "30", "0.10"),
+CURRENCIES: tuple[tuple[str, int, str, int, str, str, str], ...] = tuple(
+    (code, minor_units(code), *rest)
+    for code, *rest in (
+        ("USD", "1.0", 35, "4.99", "75", "0.08"),
+        ("EUR", "0.92", 25, "4.50", "60", "0.20"),
+        ("GBP", "0.79", 15, "3.95", "50", "0.20"),
+        ("JPY", "150", 12, "600", "10000", "0.10"),
+        ("KWD", "0.307", 7, "1.500", "25", "0"),
+        ("BHD", "0.376", 6, "1.800", "30", "0.10"),
+    )
 )
 GULF = ("KWD", "BHD")
 GIFT_SKU = "SKU-90001"

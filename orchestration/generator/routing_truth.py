@@ -11,7 +11,7 @@ from __future__ import annotations
 from orchestration.generator.delivery import channel_sql
 from orchestration.generator.sqlkit import Ctx
 from orchestration.routing import Routing, RoutingRule
-from orchestration.settings import DBT_PROJECT_DIR
+from orchestration.rules import RULE_CATALOG_FILE
 
 
 def _literal(value: object) -> str:
@@ -40,7 +40,7 @@ def _rule_row(rule: RoutingRule) -> str:
 def create_expected_routing(ctx: Ctx, routing: Routing) -> None:
     """`expected_routing(entity_type, entity_id, exception_code, amount_at_risk, amount_at_risk_currency,
     routing_rule, owner_team, route, priority)`, one row per row of `expected_exceptions`."""
-    seed = str(DBT_PROJECT_DIR / "seeds" / "exception_codes.csv").replace("'", "''")
+    seed = str(RULE_CATALOG_FILE).replace("'", "''")
     rules = ",\n".join(_rule_row(rule) for rule in routing.rules)
     ctx.run(
         f"""

@@ -31,30 +31,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from orchestration.generator.sqlkit import Ctx
+from orchestration.rules import rule_codes
 
-ALL_CODES: tuple[str, ...] = (
-    "PAYMENT_MISSING",
-    "UNDERPAID",
-    "OVERPAID",
-    "REFUND_MISMATCH",
-    "CANCELLED_NOT_REFUNDED",
-    "CURRENCY_MISMATCH",
-    "DUPLICATE_CAPTURE",
-    "CHARGEBACK",
-    "ORDER_TOTAL_MISMATCH",
-    "SHIPPED_BEFORE_PAYMENT",
-    "OVER_SHIPPED",
-    "UNDER_SHIPPED",
-    "CANCELLED_BUT_SHIPPED",
-    "OVERSOLD",
-    "FULFILLMENT_DELAYED",
-    "PRICE_MISMATCH",
-    "UNKNOWN_SKU",
-    "ORPHAN_PAYMENT",
-    "ORPHAN_MOVEMENT",
-    "STOCK_LEVEL_MISMATCH",
-)
-ENTITY_CODES = ("ORPHAN_PAYMENT", "ORPHAN_MOVEMENT", "STOCK_LEVEL_MISMATCH")
+ALL_CODES: tuple[str, ...] = rule_codes()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.ingest.sources import SOURCES
+from orchestration.rules import minor_units_sql
 
 Exception_ = tuple[str, str, str, str]
 
@@ -26,8 +27,7 @@ _CSV_COLUMNS = {
 _MACROS = (
     "CREATE MACRO ts(v) AS (trim(v))::TIMESTAMPTZ::TIMESTAMP",
     "CREATE MACRO money(v) AS coalesce((nullif(trim(v), ''))::DECIMAL(18, 6), 0)",
-    "CREATE MACRO exp_of(c) AS CASE WHEN c IN ('JPY', 'KRW', 'VND', 'CLP', 'ISK') THEN 0 "
-    "WHEN c IN ('BHD', 'KWD', 'OMR', 'JOD', 'TND') THEN 3 ELSE 2 END",
+    f"CREATE MACRO exp_of(c) AS {minor_units_sql('c')}",
     # each branch cast on its own: a CASE over round(DECIMAL(38, 6), 0|2|3) unifies to DECIMAL(38, 0)
     "CREATE MACRO rnd(x, e) AS CASE e WHEN 0 THEN round((x)::DECIMAL(18, 6), 0)::DECIMAL(18, 6) "
     "WHEN 3 THEN round((x)::DECIMAL(18, 6), 3)::DECIMAL(18, 6) ELSE round((x)::DECIMAL(18, 6), 2)::DECIMAL(18, 6) END",

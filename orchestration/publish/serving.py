@@ -24,17 +24,10 @@ from pathlib import Path
 import duckdb
 
 from orchestration.duck import scalar, sql_string
+from orchestration.settings import DBT_PROJECT_DIR
 
-MART_TABLES = (
-    "fact_order_audit",
-    "order_audit_exceptions",
-    "order_audit_exception_history",
-    "fct_order_audit_events",
-    "agg_reconciliation_daily",
-    "dim_customers",
-    "dim_products",
-    "quarantined_rows",
-)
+# Every model of dbt_project/models/marts is a mart table, published as it is.
+MART_TABLES = tuple(sorted(model.stem for model in (DBT_PROJECT_DIR / "models" / "marts").glob("*.sql")))
 # Operational tables analysts query beside the mart: (schema.table in the warehouse, name when served).
 SUPPORT_TABLES = (
     ("raw.load_manifest", "load_manifest"),

@@ -46,7 +46,7 @@ def check_spec(spec: ExpectationSpec) -> AssetCheckSpec:
     return AssetCheckSpec(
         name=spec.check_name,
         asset=AssetKey(list(spec.asset)),
-        description=spec.description,
+        description=f"{spec.description} Protects: {spec.protects}",
         blocking=spec.blocking,
         metadata={"suite": spec.suite, "expectation_type": spec.type, "batch": spec.batch.name},
     )

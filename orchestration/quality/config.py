@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from orchestration.rules import delivery_order
 from orchestration.settings import EXPECTATIONS_DIR, PROJECT_ROOT
 
 SUITES_DIR = EXPECTATIONS_DIR / "suites"
@@ -82,12 +83,14 @@ class ThresholdLimits:
         return {"max_exception_share": self.max_exception_share}
 
     def sql_parameters(self) -> dict[str, str]:
-        """SQL text for `${name}` placeholders in the suites' queries."""
+        """SQL text for `${name}` placeholders in the suites' queries: the limits, and the delivery order
+        (dbt_project.yml's `delivery_order`, as the staging models use it)."""
         rows = [("*", self.max_abs_balance_default), *self.max_abs_balance_by_currency.items()]
         values = ", ".join(f"('{currency}', cast('{limit}' as decimal(38, 6)))" for currency, limit in rows)
         return {
             "abs_balance_limits": f"(values {values}) as limits(currency, max_abs_balance_amount)",
             "max_exception_share": repr(self.max_exception_share),
+            "delivery_order": ", ".join(delivery_order()),
         }
 
     def as_dict(self) -> dict[str, Any]:

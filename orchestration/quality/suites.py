@@ -7,6 +7,8 @@ Each file is a GX 1.x ExpectationSuite written as YAML (so SQL stays readable in
 - suite `meta.batches`: named query batches, `{"<name>": {"query": "select ...", "asset": [...]}}`;
 - expectation `meta.name` (required, unique over all suites: it names the Dagster asset check
   `gx_<name>` and the row in `quality.validation_results`);
+- expectation `meta.protects` (required): the rule or promise it protects that no loader rule, dbt
+  contract or dbt test already does; the Dagster asset check's description;
 - expectation `meta.batch`: the table it runs on (`raw.payments`, `main.fact_order_audit`; `{batch}`
   in a query is that table) or `query:<name>` for a suite batch;
 - expectation `meta.asset` (optional): the Dagster asset key the check guards; by default the
@@ -62,6 +64,11 @@ class ExpectationSpec:
     description: str
     notes: str | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def protects(self) -> str:
+        """The rule or promise this expectation protects that nothing earlier does (`meta.protects`)."""
+        return str(self.meta["protects"])
 
     @property
     def check_name(self) -> str:
@@ -135,6 +142,8 @@ def _expand(
             default_asset = _default_asset(batch_name)
         asset = parameters.get("asset") or meta.get("asset") or default_asset
         severity = raw.get("severity", "critical")
+        if not str(meta.get("protects") or "").strip():
+            raise ValueError(f"{suite}.{name}: meta.protects must say what this expectation protects")
         if severity not in SEVERITIES:
             raise ValueError(f"{suite}.{name}: severity must be one of {sorted(SEVERITIES)}")
         specs.append(
