@@ -22,7 +22,7 @@ from orchestration.ingest import readers
 from orchestration.ingest.landing import LandingFile, landing_files
 from orchestration.ingest.pending import settled_files
 from orchestration.ingest.readers import FileRejected
-from orchestration.ingest.schema import create_raw_schema
+from orchestration.ingest.schema import MANIFEST_NEWEST_FIRST, create_raw_schema
 from orchestration.ingest.sources import ORDER_LINE_COLUMNS, ORDERS, SourceSpec
 from orchestration.ingest.validation import validate_order_documents, validate_table_rows
 
@@ -67,10 +67,10 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, str]:
 def _previous_delivery(con: duckdb.DuckDBPyConnection, source: str, file_name: str) -> str | None:
     row = first_row(
         con,
-        """
+        f"""
         select sha256 from raw.load_manifest
         where source = ? and file_name = ? and status in ('loaded', 'replaced', 'rejected')
-        order by loaded_at desc, rowid desc limit 1
+        order by {MANIFEST_NEWEST_FIRST} limit 1
         """,
         [source, file_name],
     )

@@ -16,13 +16,14 @@ import duckdb
 
 from orchestration.duck import connect, table_exists
 from orchestration.ingest.landing import LandingFile, landing_files
+from orchestration.ingest.schema import MANIFEST_NEWEST_FIRST
 from orchestration.ingest.sources import SOURCES
 
 _SETTLED_FILES = """
 with landing(source, file_name, file_size, modified_at) as (values {rows}),
 latest as (
     select source, file_name, file_size, loaded_at,
-           row_number() over (partition by source, file_name order by loaded_at desc, rowid desc) as delivery_rank
+           row_number() over (partition by source, file_name order by {newest_first}) as delivery_rank
     from raw.load_manifest
 )
 select landing.source, landing.file_name
@@ -48,7 +49,7 @@ def settled_files(
         modified_at = datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None)
         rows.append("(?, ?, ?::bigint, ?::timestamp)")
         parameters += [source, file_name, stat.st_size, modified_at]
-    query = _SETTLED_FILES.format(rows=", ".join(rows))
+    query = _SETTLED_FILES.format(rows=", ".join(rows), newest_first=MANIFEST_NEWEST_FIRST)
     return {(str(s), str(f)) for s, f in con.execute(query, parameters).fetchall()}
 
 

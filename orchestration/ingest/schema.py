@@ -29,6 +29,9 @@ ROUTING_RULES_DDL = """
     )
 """
 
+# The manifest rows of one file, newest delivery first: latest loaded_at, then latest inserted.
+MANIFEST_NEWEST_FIRST = "loaded_at desc, rowid desc"
+
 LINEAGE_COLUMNS = "load_id varchar not null, source_file varchar not null, extract_date date not null, line_number bigint not null"
 
 
