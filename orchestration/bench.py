@@ -24,6 +24,8 @@ from typing import Any
 import duckdb
 import psutil
 
+from orchestration.settings import Settings
+
 STAGES = {
     "raw loading": lambda step: step.startswith("load_raw_"),
     "dbt build": lambda step: step == "order_audit_dbt_assets",
@@ -72,11 +74,23 @@ def _run_pipeline(env: dict[str, str], log: Path) -> tuple[float, int, bool]:
     return time.perf_counter() - started, peak, child.returncode == 0
 
 
-def _stage_seconds(dagster_home: Path) -> dict[str, float]:
+def _instance_at(dagster_home: Path) -> Any:
+    """The Dagster instance of `dagster_home`, without setting DAGSTER_HOME in this process: the
+    project's dagster.yaml reads its storage folder from that variable, so the folder is given here."""
+    import yaml
     from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
 
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    with DagsterInstance.get() as instance:
+    config = yaml.safe_load((dagster_home / "dagster.yaml").read_text()) or {}
+    storage = (config.get("storage") or {}).get("custom")
+    overrides = (
+        {"storage": {"custom": {**storage, "config": {"base_dir": str(dagster_home)}}}} if storage else None
+    )
+    return DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home), overrides=overrides))
+
+
+def _stage_seconds(dagster_home: Path) -> dict[str, float]:
+    with _instance_at(dagster_home) as instance:
         run = instance.get_runs(limit=1)[0]
         stats = instance.get_run_step_stats(run.run_id)
     seconds: dict[str, float] = {stage: 0.0 for stage in STAGES}
@@ -172,13 +186,13 @@ def run_benchmark(orders: int, days: int, seed: int, root: Path, output: Path | 
     generate(extracts, orders=orders, seed=seed, days=days + 1, start_date=start)
     generate_seconds = time.perf_counter() - generated_at
     _hold_back_last_day(extracts, start + timedelta(days=days), held)
-    env = {
-        **os.environ,
+    overrides = {
         "ORDER_AUDIT_EXTRACTS_DIR": str(extracts),
         "ORDER_AUDIT_WAREHOUSE": str(root / "warehouse.duckdb"),
         "ORDER_AUDIT_SERVING_DB": str(root / "serving" / "order_audit.duckdb"),
         "DAGSTER_HOME": str(root / "dagster_home"),
     }
+    env = Settings.from_env({**os.environ, **overrides}).child_environ()
     full = measure(env, root, "full")
     _land(held, extracts)
     incremental = measure(env, root, "incremental")

@@ -15,16 +15,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
-from orchestration.settings import PROJECT_ROOT, Settings
+from orchestration.settings import PROJECT_ROOT, Settings, SettingsError, settings_table
 
-DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 EXIT_WAREHOUSE_LOCKED = 3  # `order-audit run`: another process held the warehouse for the whole wait
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.generator import generate
 
-    out = Path(args.out) if args.out else Settings.from_env().extracts_dir
+    out = Path(args.out) if args.out else settings.extracts_dir
     summary = generate(
         out,
         orders=args.orders,
@@ -80,12 +79,12 @@ def _default_range(
 EARLIER_DAGSTER_YAML_SHA256 = frozenset({"888de44d8c6c49ee32d500f921d696239a238e2e2825b93276044583b13693b9"})
 
 
-def ensure_dagster_home() -> Path:
+def ensure_dagster_home(settings: Settings) -> Path:
     """DAGSTER_HOME (default .dagster_home in the repo, git-ignored) with the project's dagster.yaml.
 
     A dagster.yaml the user wrote or edited is left alone; one the project copied in an earlier version
     is replaced (the storage it names reads the same files)."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME)))
+    home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() or hashlib.sha256(config.read_bytes()).hexdigest() in EARLIER_DAGSTER_YAML_SHA256:
@@ -93,15 +92,14 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def dagster_instance():  # type: ignore[no-untyped-def]
+def dagster_instance(settings: Settings):  # type: ignore[no-untyped-def]
     from dagster import DagsterInstance
 
-    ensure_dagster_home()
+    ensure_dagster_home(settings)
     return DagsterInstance.get()
 
 
-def _run(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if _landing_is_empty(settings.extracts_dir):
         print(f"Landing folder {settings.extracts_dir} is empty: generating sample extracts first.")
         from orchestration.generator import generate
@@ -154,7 +152,7 @@ def _run_job(args: argparse.Namespace, settings: Settings) -> int:
     if args.verbose:
         outcome = _execute(args, settings, terminal=None, log_file=None)
     else:
-        log_file = new_log_path(ensure_dagster_home() / "logs")
+        log_file = new_log_path(ensure_dagster_home(settings) / "logs")
         with output_to(log_file, terminal_fd=2 if args.json else 1) as terminal:
             outcome = _execute(args, settings, terminal=terminal, log_file=log_file)
     if isinstance(outcome, int):
@@ -216,7 +214,7 @@ def _execute(
         return 2
     job = defs.resolve_job_def("order_audit_job")
     say(f"Running order_audit_job over extract dates {first} to {last}.")
-    instance = dagster_instance()
+    instance = dagster_instance(settings)
     run_id = str(uuid.uuid4())
     if terminal is not None:
         dbt_nodes = len(order_audit_dbt_assets.keys) + len(order_audit_dbt_assets.check_keys)
@@ -237,13 +235,13 @@ def _execute(
     return collect_run_summary(settings, result, log_file=log_file)
 
 
-def _sql(args: argparse.Namespace) -> int:
+def _sql(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.summary import run_query
 
-    return run_query(args.query, database=Path(args.database) if args.database else None)
+    return run_query(args.query, database=Path(args.database) if args.database else None, settings=settings)
 
 
-def _exceptions(args: argparse.Namespace) -> int:
+def _exceptions(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.triage import (
         Decision,
         QueueFilter,
@@ -257,12 +255,12 @@ def _exceptions(args: argparse.Namespace) -> int:
     database = Path(args.database) if args.database else None
     try:
         if args.exceptions_command == "show":
-            return show_exception(args.exception_id, database=database)
+            return show_exception(args.exception_id, database=database, settings=settings)
         if args.exceptions_command == "list":
             queue = QueueFilter(
                 owner=args.owner, route=args.route, code=args.code, state=args.state, priority=args.priority
             )
-            return list_exceptions(queue, database=database, limit=args.limit)
+            return list_exceptions(queue, database=database, limit=args.limit, settings=settings)
         decision = Decision(
             action=args.exceptions_command,
             exception_id=args.exception_id,
@@ -272,14 +270,14 @@ def _exceptions(args: argparse.Namespace) -> int:
             assignee=getattr(args, "to", None),
             snoozed_until=parse_until(args.until) if getattr(args, "until", None) else None,
         )
-        return record_decision(decision, database=database)
+        return record_decision(decision, database=database, settings=settings)
     except TriageError as error:
         print(f"order-audit: {error}", file=sys.stderr)
         return 2
 
 
-def _ui(args: argparse.Namespace) -> int:
-    ensure_dagster_home()
+def _ui(args: argparse.Namespace, settings: Settings) -> int:
+    ensure_dagster_home(settings)
     from orchestration.transform.project import prepare_manifest
 
     prepare_manifest()
@@ -297,25 +295,24 @@ def _ui(args: argparse.Namespace) -> int:
     return subprocess.call(command, cwd=PROJECT_ROOT)
 
 
-def _docs(args: argparse.Namespace) -> int:
+def _docs(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.settings import DBT_PROJECT_DIR
     from orchestration.transform.project import dbt_executable
 
-    os.environ["ORDER_AUDIT_WAREHOUSE"] = str(Settings.from_env().warehouse)
     command = [dbt_executable(), "docs", "generate", "--static", "--profiles-dir", str(DBT_PROJECT_DIR)]
-    code = subprocess.call(command, cwd=DBT_PROJECT_DIR)
+    code = subprocess.call(command, cwd=DBT_PROJECT_DIR, env=settings.child_environ())
     if code == 0:
         print(f"\nData dictionary: {DBT_PROJECT_DIR / 'target' / 'static_index.html'} (open it in a browser)")
     return code
 
 
-def _dashboard(args: argparse.Namespace) -> int:
+def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
     from dashboard.launch import main as launch
 
     return int(launch(port=args.port) or 0)
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.bench import run_benchmark
 
     output = (
@@ -327,7 +324,7 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if all(run["succeeded"] for run in report["runs"]) else 1
 
 
-def _rules(args: argparse.Namespace) -> int:
+def _rules(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.rules import RULE_CATALOG_FILE, rule_catalog, rule_catalog_markdown
 
     if args.markdown:
@@ -341,7 +338,7 @@ def _rules(args: argparse.Namespace) -> int:
     return 0
 
 
-def _routing_check(args: argparse.Namespace) -> int:
+def _routing_check(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.routing import RoutingError, load_routing
 
     try:
@@ -358,6 +355,15 @@ def _routing_check(args: argparse.Namespace) -> int:
             f"  {rule.rule_order:>2}. {rule.name:<{name_width}}  {rule.priority} {rule.resolve_within_hours:>4} h"
             f"  {rule.owner_team:<{team_width}} -> {rule.route:<{route_width}}  {rule.matches}"
         )
+    return 0
+
+
+def _settings(args: argparse.Namespace, settings: Settings) -> int:
+    if args.values:
+        for name, value in settings.environ().items():
+            print(f"{name}={value}")
+    else:
+        print(settings_table())
     return 0
 
 
@@ -506,12 +512,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--file", help="a routing file (default: ORDER_AUDIT_ROUTING, else routing.yml)")
     check.set_defaults(handler=_routing_check)
+
+    settings = commands.add_parser(
+        "settings",
+        help='the environment variables of the project: name, default, type, meaning (README "Settings")',
+    )
+    settings.add_argument(
+        "--values", action="store_true", help="print each variable's value in force instead (NAME=value)"
+    )
+    settings.set_defaults(handler=_settings)
     return parser
+
+
+def export_for_child_processes(settings: Settings) -> None:
+    """The only place the project sets environment variables, for the processes it does not start itself.
+
+    - ORDER_AUDIT_WAREHOUSE, absolute: dbt reads it through env_var() in dbt_project/profiles.yml and
+      takes a relative path relative to dbt_project/, where it runs. dagster-dbt starts dbt with this
+      process's environment and offers no way to add to it (`DbtCliResource.cli` has no `env`), so
+      the dbt asset's `dbt build` under `order-audit run` and the Dagster processes of `order-audit
+      ui` get it from here. (The dbt asset refuses to build when dbt would open another file.)
+    - DAGSTER_HOME, absolute: Dagster reads it (`DagsterInstance.get()`, `dagster dev`), and so does
+      the project's dagster.yaml (`env: DAGSTER_HOME`).
+    The child processes the project starts itself (GX validations, `dbt docs`) get `Settings.child_environ()`.
+    """
+    os.environ["ORDER_AUDIT_WAREHOUSE"] = str(settings.warehouse)
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"order-audit: {error}", file=sys.stderr)
+        return 2
+    export_for_child_processes(settings)
+    return int(args.handler(args, settings))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import duckdb
-from dagster import EnvVar
+from dagster import InitResourceContext, ResourceDefinition, resource
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
@@ -34,18 +33,30 @@ class WarehouseResource(DuckDBResource):
                 con.close()
 
 
-def warehouse_resource() -> DuckDBResource:
-    """The warehouse file, resolved from ORDER_AUDIT_WAREHOUSE when each run starts (not at import)."""
-    settings = Settings.from_env()
-    os.environ["ORDER_AUDIT_WAREHOUSE"] = str(settings.warehouse)
+def warehouse_for(settings: Settings) -> WarehouseResource:
+    """The warehouse file of `settings`, with its DuckDB limits (its folder created)."""
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     return WarehouseResource(
-        database=EnvVar("ORDER_AUDIT_WAREHOUSE"),
+        database=str(settings.warehouse),
         connection_config={
             "memory_limit": settings.duckdb_memory_limit,
             "threads": settings.duckdb_threads,
         },
     )
+
+
+@resource(
+    description="The warehouse DuckDB file (ORDER_AUDIT_WAREHOUSE) and its DuckDB limits, read when each"
+    " run starts (not when the definitions are imported)."
+)
+def _warehouse_of_the_run(context: InitResourceContext) -> WarehouseResource:
+    return warehouse_for(Settings.from_env())
+
+
+def warehouse_resource() -> ResourceDefinition:
+    """The warehouse, from the settings of the environment when each run starts (steps take it as a
+    `DuckDBResource`)."""
+    return _warehouse_of_the_run
 
 
 def dbt_resource() -> DbtCliResource:

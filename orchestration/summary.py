@@ -287,8 +287,8 @@ def print_run_summary(settings: Settings, result: Any) -> int:
     return EXIT_CODES[summary["outcome"]]
 
 
-def run_query(query: str, database: Path | None = None) -> int:
-    settings = Settings.from_env()
+def run_query(query: str, database: Path | None = None, settings: Settings | None = None) -> int:
+    settings = Settings.from_env() if settings is None else settings
     path = database or (settings.serving_db if settings.serving_db.exists() else settings.warehouse)
     if not path.exists():
         print(f"No warehouse at {path}: run `order-audit run` first.")

@@ -61,17 +61,18 @@ class TriageError(RuntimeError):
     """A request that cannot be answered, with what to do about it."""
 
 
-def _open(database: Path | None) -> duckdb.DuckDBPyConnection:
-    settings = Settings.from_env()
-    path = database or settings.serving_db
+def _open(database: Path | None, settings: Settings | None) -> duckdb.DuckDBPyConnection:
+    path = database or (Settings.from_env() if settings is None else settings).serving_db
     if not path.exists():
         raise TriageError(f"no published mart at {path}: run `order-audit run` first")
     return connect(path, read_only=True)
 
 
-def list_exceptions(queue: QueueFilter, database: Path | None = None, limit: int = 200) -> int:
+def list_exceptions(
+    queue: QueueFilter, database: Path | None = None, limit: int = 200, settings: Settings | None = None
+) -> int:
     where, params = queue.where()
-    con = _open(database)
+    con = _open(database, settings)
     try:
         total = con.execute(f"select count(*) from order_audit_exceptions where {where}", params).fetchall()[
             0
@@ -100,8 +101,8 @@ def _resolve_id(con: duckdb.DuckDBPyConnection, exception_id: str) -> str:
     return str(matches[0][0])
 
 
-def show_exception(exception_id: str, database: Path | None = None) -> int:
-    con = _open(database)
+def show_exception(exception_id: str, database: Path | None = None, settings: Settings | None = None) -> int:
+    con = _open(database, settings)
     try:
         full_id = _resolve_id(con, exception_id)
         cursor = con.execute("select * from order_audit_exceptions where exception_id = ?", [full_id])
@@ -199,7 +200,9 @@ def _pending_decisions(
     return [(str(decision_id), str(action)) for decision_id, action in rows]
 
 
-def record_decision(decision: Decision, database: Path | None = None) -> int:
+def record_decision(
+    decision: Decision, database: Path | None = None, settings: Settings | None = None
+) -> int:
     """Validate a decision against the published mart and the decisions not applied yet, then append it to
     the decisions log as a new file (nothing is written when it is refused)."""
     for option, value in (
@@ -209,9 +212,9 @@ def record_decision(decision: Decision, database: Path | None = None) -> int:
     ):
         if value is not None and not value.strip():
             raise TriageError(f"{option} must not be empty")
-    settings = Settings.from_env()
+    settings = Settings.from_env() if settings is None else settings
     folder = settings.extracts_dir / "decisions"
-    con = _open(database)
+    con = _open(database, settings)
     try:
         full_id = _resolve_id(con, decision.exception_id)
         state, code, entity = con.execute(

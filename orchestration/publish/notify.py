@@ -167,6 +167,7 @@ def digest_text(route: str, items: list[dict[str, Any]], limit: int) -> tuple[st
 
 def _deliver(destination: Destination, warehouse_dir: Path, payload: dict[str, Any]) -> None:
     if destination.webhook_env:
+        # Not a setting of orchestration/settings.py: routing.yml names the variable (README "Settings").
         url = os.environ.get(destination.webhook_env, "").strip()
         if not url:
             raise RuntimeError(

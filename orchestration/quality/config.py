@@ -1,7 +1,8 @@
 """Where the suites, the threshold limits and the Data Docs live, and the limits in force.
 
 Threshold limits (WARN checks only) come from `expectations/threshold_limits.json`, or the file
-named by `ORDER_AUDIT_QUALITY_LIMITS_FILE`, and each can be overridden by an environment variable:
+named by `ORDER_AUDIT_QUALITY_LIMITS_FILE`, and each can be overridden by an environment variable
+(read by `orchestration.settings`):
 
 - `ORDER_AUDIT_MAX_EXCEPTION_SHARE`: largest acceptable share (0..1) of orders whose audit_status
   is `exception`;
@@ -13,29 +14,18 @@ named by `ORDER_AUDIT_QUALITY_LIMITS_FILE`, and each can be overridden by an env
 from __future__ import annotations
 
 import json
-import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 from orchestration.rules import delivery_order
-from orchestration.settings import EXPECTATIONS_DIR, PROJECT_ROOT
+from orchestration.settings import EXPECTATIONS_DIR, Settings
 
 SUITES_DIR = EXPECTATIONS_DIR / "suites"
-DEFAULT_LIMITS_FILE = EXPECTATIONS_DIR / "threshold_limits.json"
-DEFAULT_DOCS_DIR = PROJECT_ROOT / "data" / "gx_docs"
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-_PER_CURRENCY_ENV = re.compile(r"^ORDER_AUDIT_MAX_ABS_BALANCE_([A-Z]{3})$")
-
-
-def docs_dir() -> Path:
-    """Data Docs root (git-ignored): `ORDER_AUDIT_GX_DOCS_DIR`, default `data/gx_docs`."""
-    value = os.environ.get("ORDER_AUDIT_GX_DOCS_DIR", "").strip()
-    path = Path(value) if value else DEFAULT_DOCS_DIR
-    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def _decimal(value: object, what: str) -> Decimal:
@@ -55,24 +45,32 @@ class ThresholdLimits:
     max_abs_balance_by_currency: dict[str, Decimal] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, env: dict[str, str] | None = None) -> ThresholdLimits:
-        env = dict(os.environ if env is None else env)
-        path = Path(env.get("ORDER_AUDIT_QUALITY_LIMITS_FILE", "").strip() or DEFAULT_LIMITS_FILE)
+    def load(cls, env: Mapping[str, str] | None = None) -> ThresholdLimits:
+        """The limits in force for the settings of `env` (default: this process's environment)."""
+        return cls.from_settings(Settings.from_env(env))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ThresholdLimits:
+        """The limits file's limits, overridden by those `settings` sets."""
+        path = settings.quality_limits_file
         raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        share = float(env.get("ORDER_AUDIT_MAX_EXCEPTION_SHARE", raw["max_exception_share"]))
+        share = (
+            float(raw["max_exception_share"])
+            if settings.max_exception_share is None
+            else settings.max_exception_share
+        )
         if not 0 <= share <= 1:
-            raise ValueError(f"max_exception_share must be between 0 and 1, got {share}")
-        default = _decimal(
-            env.get("ORDER_AUDIT_MAX_ABS_BALANCE", raw["max_abs_balance"]["default"]), "max_abs_balance"
+            raise ValueError(f"{path}: max_exception_share must be between 0 and 1, got {share}")
+        default = (
+            _decimal(raw["max_abs_balance"]["default"], "max_abs_balance")
+            if settings.max_abs_balance is None
+            else settings.max_abs_balance
         )
         per_currency = {
             str(currency): _decimal(value, f"max_abs_balance.{currency}")
             for currency, value in raw["max_abs_balance"].get("per_currency", {}).items()
         }
-        for name, value in env.items():
-            match = _PER_CURRENCY_ENV.match(name)
-            if match:
-                per_currency[match.group(1)] = _decimal(value, name)
+        per_currency.update(settings.max_abs_balance_by_currency)
         for currency in per_currency:
             if not _CURRENCY.match(currency):
                 raise ValueError(f"max_abs_balance.per_currency: {currency!r} is not an ISO 4217 code")

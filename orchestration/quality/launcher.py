@@ -7,8 +7,9 @@ in which every requested expectation failed with the reason, never a silent pass
 Importing Great Expectations takes seconds, longer than validating a day of data. So children are
 forked from the standard library's fork server (`multiprocessing`'s "forkserver" start method), which
 imports GX once, in the background, from `prewarm()` on (called when a run starts, see
-`GxValidator`): every validation after that starts without the import. A child gets the caller's
-current environment (not the fork server's) and runs in the project root, as the CLI does.
+`GxValidator`): every validation after that starts without the import. A child gets an environment
+built from the caller's current settings (`Settings.environ()`, not the fork server's environment)
+and runs in the project root, as the CLI does.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from pathlib import Path
 
 from orchestration.quality.results import ValidationReport, failed
 from orchestration.quality.suites import ExpectationSpec
-from orchestration.settings import PROJECT_ROOT
+from orchestration.settings import PROJECT_ROOT, Settings, variable
 
-DEFAULT_TIMEOUT_SECONDS = 900.0
+DEFAULT_TIMEOUT_SECONDS = float(variable("ORDER_AUDIT_QUALITY_TIMEOUT_SECONDS").default)
 PRELOADED_MODULES = ["__main__", "orchestration.quality.forkserver_preload"]
 
 _forkserver_context = multiprocessing.get_context("forkserver")
@@ -46,10 +47,6 @@ def prewarm() -> None:
     """Start the fork server (if it is not running) and let it import GX while the caller goes on."""
     _forkserver_context.set_forkserver_preload(PRELOADED_MODULES)
     forkserver.ensure_running()
-
-
-def _timeout() -> float:
-    return float(os.environ.get("ORDER_AUDIT_QUALITY_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS))
 
 
 def _all_failed(
@@ -115,13 +112,16 @@ def validate_in_subprocess(
     build_docs: bool = True,
     loaded_after: datetime | None = None,
     timeout_seconds: float | None = None,
+    settings: Settings | None = None,
 ) -> LaunchResult:
     """Validate `specs` (all of one stage) on `warehouse` in a child process.
 
     `loaded_after`: validate only the raw rows of loads after this UTC time (see `run --loaded-after`).
+    `timeout_seconds`: default `settings.quality_timeout_seconds`; `settings`: default the environment's.
     """
     started = datetime.now(UTC)
-    timeout = _timeout() if timeout_seconds is None else timeout_seconds
+    settings = Settings.from_env() if settings is None else settings
+    timeout = settings.quality_timeout_seconds if timeout_seconds is None else timeout_seconds
     prewarm()
     with tempfile.TemporaryDirectory(prefix="order-audit-gx-") as tmp:
         out, stdout, stderr = Path(tmp) / "report.json", Path(tmp) / "stdout", Path(tmp) / "stderr"
@@ -135,7 +135,7 @@ def validate_in_subprocess(
             build_docs=build_docs,
             loaded_after=loaded_after,
         )
-        environment = {**os.environ, "GX_ANALYTICS_ENABLED": "false", "PYTHONUNBUFFERED": "1"}
+        environment = {**settings.child_environ(), "GX_ANALYTICS_ENABLED": "false", "PYTHONUNBUFFERED": "1"}
         child = _forkserver_context.Process(
             target=_child_main, args=(argv, environment, str(stdout), str(stderr)), name=f"gx-{stage}"
         )

@@ -15,9 +15,10 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from orchestration.quality.config import ThresholdLimits, docs_dir
+from orchestration.quality.config import ThresholdLimits
 from orchestration.quality.docs import write_docs_index
 from orchestration.quality.suites import load_specs
+from orchestration.settings import Settings, SettingsError
 
 STAGES = ("raw", "mart", "all")
 
@@ -45,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()  # the launcher passes every setting (`Settings.environ()`)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
     if not args.warehouse.exists():
         print(f"warehouse {args.warehouse} does not exist", file=sys.stderr)
         return 2
@@ -52,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     specs = load_specs(only=only)
     if args.stage != "all":
         specs = [spec for spec in specs if spec.stage == args.stage]
-    limits = ThresholdLimits.load()
-    root = None if args.no_docs else (args.docs_dir or docs_dir())
+    limits = ThresholdLimits.from_settings(settings)
+    root = None if args.no_docs else (args.docs_dir or settings.gx_docs_dir)
 
     from orchestration.quality.runner import validate  # imports GX: slow, so only once arguments are fine
 

@@ -1,14 +1,13 @@
 """dbt models, seeds and tests as Dagster assets and asset checks, downstream of the raw assets."""
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from dagster import AssetExecutionContext, Config
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from orchestration.settings import Settings
+from orchestration.settings import Settings, SettingsError
 from orchestration.transform.project import (
     dbt_project,
     invocation_target,
@@ -18,10 +17,20 @@ from orchestration.transform.project import (
 
 
 class AuditConfig(Config):
-    """The audit's as-of time (UTC, empty: the latest clean event) and the fulfillment SLA in hours."""
+    """The audit's as-of time (UTC, empty: the latest clean event) and the fulfillment SLA in hours;
+    unset (None): ORDER_AUDIT_AS_OF and ORDER_AUDIT_SLA_HOURS as the run starts (`Settings`)."""
 
-    as_of: str = os.environ.get("ORDER_AUDIT_AS_OF", "")
-    fulfillment_sla_hours: float = float(os.environ.get("ORDER_AUDIT_SLA_HOURS", "72"))
+    as_of: str | None = None
+    fulfillment_sla_hours: float | None = None
+
+    def dbt_vars(self, settings: Settings) -> dict[str, object]:
+        """The dbt vars of the build: this config, else the settings."""
+        return {
+            "audit_as_of": settings.as_of if self.as_of is None else self.as_of,
+            "fulfillment_sla_hours": (
+                settings.sla_hours if self.fulfillment_sla_hours is None else self.fulfillment_sla_hours
+            ),
+        }
 
 
 class OrderAuditTranslator(DagsterDbtTranslator):
@@ -44,8 +53,15 @@ translator = OrderAuditTranslator(settings=DagsterDbtTranslatorSettings(enable_a
 def order_audit_dbt_assets(
     context: AssetExecutionContext, dbt: DbtCliResource, config: AuditConfig
 ) -> Iterator[Any]:
-    os.environ["ORDER_AUDIT_WAREHOUSE"] = str(Settings.from_env().warehouse)
-    dbt_vars = {"audit_as_of": config.as_of, "fulfillment_sla_hours": config.fulfillment_sla_hours}
+    settings = Settings.from_env()
+    if not settings.dbt_sees_this_warehouse():
+        # dagster-dbt gives dbt this process's environment, and dbt takes a relative path relative to
+        # dbt_project/: `order-audit` exports the absolute path (orchestration/cli.py, main).
+        raise SettingsError(
+            f"dbt would not open the warehouse {settings.warehouse}: set ORDER_AUDIT_WAREHOUSE to an"
+            " absolute path, or start Dagster through `order-audit run` / `order-audit ui`"
+        )
+    dbt_vars = config.dbt_vars(settings)
     # Unit tests are for development and CI (tests/test_dbt_unit.py), not for every production build.
     build = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)]
     target = invocation_target(context.op_def.name, context.run.run_id)

@@ -19,7 +19,7 @@ from typing import Any
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging.version import Version
 
-from orchestration.settings import DBT_PROJECT_DIR
+from orchestration.settings import DBT_PROJECT_DIR, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +74,8 @@ def _parse_state_of_this_warehouse() -> Path:
     warehouse keeps partial parsing for every warehouse a machine builds (tests, several landing
     folders), not only for the one built last.
     """
-    warehouse = Path(os.environ.get("ORDER_AUDIT_WAREHOUSE", "../data/warehouse.duckdb"))
-    if not warehouse.is_absolute():
-        warehouse = (dbt_project.project_dir / warehouse).resolve()
-    key = f"{os.environ.get('ORDER_AUDIT_DBT_TARGET', 'duckdb')}\0{warehouse}"
+    settings = Settings.from_env()
+    key = f"{settings.dbt_target}\0{settings.warehouse}"
     name = hashlib.sha256(key.encode()).hexdigest()[:16] + ".msgpack"
     return dbt_project.project_dir / dbt_project.target_path / PARSE_STATES_DIR / name
 
