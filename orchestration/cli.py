@@ -548,7 +548,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"order-audit: {error}", file=sys.stderr)
         return 2
     export_for_child_processes(settings)
-    return int(args.handler(args, settings))
+    try:
+        return int(args.handler(args, settings))
+    except BrokenPipeError:  # the reader went away (`order-audit rules | head`): not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
