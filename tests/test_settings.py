@@ -30,8 +30,8 @@ ENV_VAR = re.compile(r"""env_var\(\s*'([A-Z0-9_]+)'\s*(?:,\s*'([^']*)'\s*)?\)"""
 
 def _readme_settings_table() -> str:
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("\n## Settings\n") :]
-    section = section[: section.index("\n## ", 1)]
+    section = text[text.index("\n### Settings\n") :]
+    section = section[: section.index("\n##", 1)]
     return "\n".join(line for line in section.splitlines() if line.startswith("|"))
 
 
