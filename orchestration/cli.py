@@ -178,7 +178,7 @@ def _execute(
     from orchestration.quality.launcher import prewarm
 
     prewarm()  # GX imports in the fork server while Dagster and the definitions load here
-    from orchestration.transform.project import prepare_manifest
+    from orchestration.transform.manifest import prepare_manifest
 
     prepare_manifest()
     from orchestration.definitions import defs
@@ -280,7 +280,7 @@ def _exceptions(args: argparse.Namespace) -> int:
 
 def _ui(args: argparse.Namespace) -> int:
     ensure_dagster_home()
-    from orchestration.transform.project import prepare_manifest
+    from orchestration.transform.manifest import prepare_manifest
 
     prepare_manifest()
     dagster = Path(sys.executable).with_name("dagster")
