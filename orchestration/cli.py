@@ -176,7 +176,7 @@ def _execute(
     from orchestration.quality.launcher import prewarm
 
     prewarm()  # GX imports in the fork server while Dagster and the definitions load here
-    from orchestration.transform.project import prepare_manifest
+    from orchestration.transform.manifest import prepare_manifest
 
     prepare_manifest()
     from orchestration.definitions import defs
@@ -278,7 +278,7 @@ def _exceptions(args: argparse.Namespace, settings: Settings) -> int:
 
 def _ui(args: argparse.Namespace, settings: Settings) -> int:
     ensure_dagster_home(settings)
-    from orchestration.transform.project import prepare_manifest
+    from orchestration.transform.manifest import prepare_manifest
 
     prepare_manifest()
     dagster = Path(sys.executable).with_name("dagster")

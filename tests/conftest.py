@@ -15,11 +15,12 @@ import pytest
 _main = sys.modules["__main__"]
 if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
     # A pytest-xdist worker runs as `python -c`. pyspark (imported by GX) takes a main module without
-    # a file for a doctest run and exits, and the GX fork server re-runs the main module's file: give
-    # it one that does nothing (as orchestration/quality/forkserver_preload.py does for the server).
+    # a file for a doctest run and exits, and each child forked from the GX fork server re-runs the
+    # caller's main module file: give it one that does nothing (as
+    # orchestration/quality/forkserver_preload.py does for the server).
     _main.__file__ = str(Path(__file__).with_name("xdist_main.py"))
 
-from orchestration.transform.project import prepare_manifest  # noqa: E402
+from orchestration.transform.manifest import prepare_manifest  # noqa: E402
 
 SAMPLE_ORDERS = 600
 SAMPLE_SEED = 7

@@ -1,5 +1,5 @@
 """GX suites on a real warehouse: every blocking expectation passes on the clean build and fails with
-the right unexpected count on a corrupted copy; the GX patch is still needed; the Dagster checks block
+the right unexpected count on a corrupted copy; GX computes real values (the GX patch); the Dagster checks block
 and record their results. Real DuckDB files, real GX, real dbt, no mocks.
 """
 
@@ -18,7 +18,6 @@ from dagster_duckdb import DuckDBResource
 from quality_fixtures import build_warehouse, corrupted_copy, query
 
 from orchestration.ingest.sources import ORDER_STATUSES
-from orchestration.quality import gx_patch
 from orchestration.quality.checks import build_quality_checks
 from orchestration.quality.config import ThresholdLimits
 from orchestration.quality.launcher import prewarm, validate_in_subprocess
@@ -83,28 +82,10 @@ def assert_fails(outcomes: dict[str, ExpectationOutcome], expected: dict[str, in
 # ------------------------------------------------------------------ the patch and the clean warehouse
 
 
-def test_gx_patch_is_still_needed(clean: Path) -> None:
-    """Without the patch GX 1.24 on duckdb-engine computes nothing; with it, real values."""
+def test_gx_computes_real_values_on_the_warehouse(clean: Path) -> None:
+    """With `gx_patch` (GX issue 11579; tests/test_workarounds.py shows it is still needed) GX reads
+    the rows: real counts, no N/A."""
     names = ["raw_orders_line_unique_per_file", "fact_has_every_current_order_once"]
-    gx_patch.revert()
-    try:
-        limits = ThresholdLimits.load()
-        unpatched = validate(
-            clean,
-            load_specs(only=names),
-            suite_parameters=limits.suite_parameters(),
-            sql_parameters=limits.sql_parameters(),
-            run_id="unpatched",
-            stage="test",
-            patch=False,
-        ).by_name()
-    finally:
-        gx_patch.apply()
-    for outcome in unpatched.values():
-        assert not outcome.success and outcome.exception, (
-            f"{outcome.expectation} computed without the patch: GX issue 11579 may be fixed, "
-            "delete orchestration/quality/gx_patch.py"
-        )
     patched = run(clean, names)
     raw_orders = query_raw_orders(clean)
     assert patched["raw_orders_line_unique_per_file"].observed_value["element_count"] == raw_orders

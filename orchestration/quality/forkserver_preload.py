@@ -1,9 +1,17 @@
 """What the GX fork server imports before it forks validation children (see `launcher.prewarm`).
 
-The fork server runs as `python -c ...`, so its `__main__` has neither `__spec__` nor `__file__`.
-pyspark (installed with the `spark` extra, and imported by GX when present) takes exactly that for a
-doctest run and calls `sys.exit(0)` in `pyspark.sql.connect.utils.check_dependencies`, killing the
-server silently. Naming the main module first keeps the server alive.
+Works around pyspark 4.3.0 (installed with the `spark` extra; GX 1.24.1 imports it when present):
+`pyspark.sql.connect.utils.check_dependencies` takes a `__main__` module with neither `__spec__` nor
+`__file__` for a doctest run and, as Spark Connect's optional dependencies (google.rpc) are missing,
+prints "Skipping doctests" and calls `sys.exit(0)` in the middle of `import great_expectations`.
+multiprocessing's fork server always runs as `python -c ...`, which is exactly such a main module, so
+the server exits silently while it preloads GX and every validation child then fails to start.
+CPython 3.11 and 3.12 do not let the server take the caller's main module instead: their fork server
+ignores "__main__" in `set_forkserver_preload` (CPython issue 126631: the main path is passed under a
+key the server never reads), so naming a main file here is the simplest thing that works.
+
+`tests/test_workarounds.py` shows that importing GX from `python -c` still exits early; when it no
+longer does, delete the three lines below and preload `orchestration.quality.runner` directly.
 """
 
 import sys

@@ -1,6 +1,7 @@
 """The one monkeypatch this project applies to Great Expectations (GX issue 11579).
 
-GX 1.24's `SqlAlchemyExecutionEngine.execute_query` opens a connection, executes the query and
+Measured with great-expectations 1.24.1, SQLAlchemy 2.0.58, duckdb-engine 0.17.0 and DuckDB 2.0.1.
+GX's `SqlAlchemyExecutionEngine.execute_query` opens a connection, executes the query and
 returns the *cursor* after the `with self.get_connection()` block has closed that connection. Most
 drivers still let you fetch from it; duckdb-engine does not, so every metric computed through this
 method (row counts, unexpected counts and rows, `UnexpectedRowsExpectation` queries, ...) fails and
@@ -14,9 +15,9 @@ as they are. Buffering reads a query's whole result into memory: the runner keep
 running column expectations with the SUMMARY result format (GX then LIMITs its unexpected-value
 queries) and by writing SQL expectations that return one row per broken entity or aggregate.
 
-`tests/test_quality.py::test_gx_patch_is_still_needed` runs one validation without and one with the
-patch: when a GX upgrade makes the unpatched run succeed, delete this module and its one caller
-(`orchestration.quality.runner`).
+`tests/test_workarounds.py::test_gx_sql_engine_on_duckdb_still_needs_the_patch` validates one
+expectation on a three-row DuckDB file without and with the patch: when a GX upgrade makes the
+unpatched run compute its metrics, delete this module and its one caller (`orchestration.quality.runner`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,3 @@ def apply() -> None:
 def revert() -> None:
     """Restore GX's own `execute_query` (used by the test that shows the patch is still needed)."""
     SqlAlchemyExecutionEngine.execute_query = _ORIGINAL_EXECUTE_QUERY  # type: ignore[method-assign]
-
-
-def is_applied() -> bool:
-    return SqlAlchemyExecutionEngine.execute_query is _buffered_execute_query

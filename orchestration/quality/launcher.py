@@ -10,6 +10,12 @@ imports GX once, in the background, from `prewarm()` on (called when a run start
 `GxValidator`): every validation after that starts without the import. A child gets an environment
 built from the caller's current settings (`Settings.environ()`, not the fork server's environment)
 and runs in the project root, as the CLI does.
+
+Measured on the test warehouse (300 orders, 2 cores, with the suites' earlier 51 raw and 67 mart
+expectations): the raw stage takes 1.4 s and the mart stage 1.6 s forked from the warm server, 6.1-6.5 s each in a fresh process (the
+"spawn" start method, as `python -m orchestration.quality.run` would): 4.7 s of GX and project
+imports saved per stage, about 9.5 s per run. The server preloads `forkserver_preload`, which works
+around pyspark ending the server during the GX import (see there).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from orchestration.quality.suites import ExpectationSpec
 from orchestration.settings import PROJECT_ROOT, Settings, variable
 
 DEFAULT_TIMEOUT_SECONDS = float(variable("ORDER_AUDIT_QUALITY_TIMEOUT_SECONDS").default)
-PRELOADED_MODULES = ["__main__", "orchestration.quality.forkserver_preload"]
+PRELOADED_MODULES = ["orchestration.quality.forkserver_preload"]
 
 _forkserver_context = multiprocessing.get_context("forkserver")
 

@@ -233,7 +233,6 @@ def validate(
     run_id: str,
     stage: str,
     docs_dir: Path | None = None,
-    patch: bool = True,
     loaded_after: datetime | None = None,
 ) -> ValidationReport:
     """Validate `specs` on `warehouse` (read-only); Data Docs into `docs_dir` if given.
@@ -241,8 +240,7 @@ def validate(
     `loaded_after`: expectations on raw tables read only the loads after this UTC time, or the files
     those loads wrote (`raw_scope`, `scoped_raw_query`); the others read whole tables.
     """
-    if patch:
-        gx_patch.apply()
+    gx_patch.apply()
     started_at = datetime.now(UTC)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)

@@ -8,6 +8,7 @@ from dagster import AssetExecutionContext, Config
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from orchestration.settings import Settings, SettingsError
+from orchestration.transform.manifest import ensure_manifest
 from orchestration.transform.project import (
     dbt_project,
     invocation_target,
@@ -42,6 +43,8 @@ class OrderAuditTranslator(DagsterDbtTranslator):
 
 
 translator = OrderAuditTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+ensure_manifest()  # `dagster dev`: parse now; elsewhere only when there is no manifest yet
 
 
 @dbt_assets(

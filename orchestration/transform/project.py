@@ -1,25 +1,23 @@
-"""The one DbtProject handle, imported by everything that talks to dbt."""
+"""The one DbtProject handle, imported by everything that talks to dbt, and dbt's parse state.
+
+The dbt CLI resource is `orchestration.transform.dbt_cli.OrderAuditDbtCli`; the manifest is prepared
+by `orchestration.transform.manifest`."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from functools import cached_property
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as installed_version
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from dagster_dbt import DbtCliResource, DbtProject
-from packaging.version import Version
 
 from orchestration.settings import DBT_PROJECT_DIR, Settings
+from orchestration.transform.dbt_cli import OrderAuditDbtCli
 
 logger = logging.getLogger(__name__)
 
@@ -30,29 +28,6 @@ def dbt_executable() -> str:
     """dbt from the running interpreter's environment, so it works without an activated venv."""
     beside_python = Path(sys.executable).parent / "dbt"
     return str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")
-
-
-class OrderAuditDbtCli(DbtCliResource):
-    """dagster-dbt's CLI resource without two start-up costs of every `dbt` call (3-4 s a run here).
-
-    - The dbt version: dagster-dbt runs `dbt --version` in a subprocess; the dbt beside this
-      interpreter is the installed dbt-core package, whose version is read from its metadata.
-    - The in-process dbt adapter: dagster-dbt builds one (loading profile, project and macros) for
-      `fetch_row_counts()` and `fetch_column_metadata()`, which this project does not call: their
-      queries would open the DuckDB file while dbt holds it.
-    """
-
-    @cached_property
-    def _cli_version(self) -> Version:
-        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
-            try:
-                return Version(installed_version("dbt-core"))
-            except PackageNotFoundError:  # another dbt (e.g. Fusion) beside the interpreter: ask it
-                pass
-        return super()._cli_version
-
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
-        return None
 
 
 def dbt_cli() -> DbtCliResource:
@@ -149,44 +124,3 @@ def prune_invocation_targets(keep: int = INVOCATION_TARGETS_KEPT) -> None:
     """
     target = dbt_project.project_dir / dbt_project.target_path
     _delete_all_but_newest((path for path in target.glob("order_audit_dbt_assets-*") if path.is_dir()), keep)
-
-
-BUILD_OUTPUTS = frozenset({"target", "logs", "dbt_packages"})
-
-
-def _project_source_files() -> Iterator[Path]:
-    for folder, subfolders, files in os.walk(DBT_PROJECT_DIR):
-        if Path(folder) == DBT_PROJECT_DIR:
-            subfolders[:] = [name for name in subfolders if name not in BUILD_OUTPUTS]
-        for name in files:
-            yield Path(folder) / name
-
-
-def manifest_is_current() -> bool:
-    """Whether target/manifest.json is newer than every source file of the dbt project."""
-    manifest = dbt_project.manifest_path
-    if not manifest.exists():
-        return False
-    return manifest.stat().st_mtime >= max(path.stat().st_mtime for path in _project_source_files())
-
-
-def _parse_project(*, unless_current: bool) -> None:
-    """`dbt parse` into target/, one process at a time (a run, the UI and tests may start together: a
-    manifest.json read while another process writes it would be cut short)."""
-    target = dbt_project.project_dir / dbt_project.target_path
-    target.mkdir(parents=True, exist_ok=True)
-    with open(target / ".parse.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (unless_current and manifest_is_current()):
-            dbt_cli().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
-
-
-def prepare_manifest() -> None:
-    """Parse the dbt project into target/manifest.json unless it is current (`dagster dev` always parses)."""
-    _parse_project(unless_current=True)
-
-
-if dbt_project.preparer.using_dagster_dev():
-    _parse_project(unless_current=False)
-elif not dbt_project.manifest_path.exists():
-    prepare_manifest()
