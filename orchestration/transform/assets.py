@@ -65,7 +65,7 @@ def order_audit_dbt_assets(
             " absolute path, or start Dagster through `order-audit run` / `order-audit ui`"
         )
     dbt_vars = config.dbt_vars(settings)
-    # Unit tests are for development and CI (tests/test_dbt_unit.py), not for every production build.
+    # Unit tests are for development and CI (tests/test_analyses.py runs them), not for every production build.
     build = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)]
     target = invocation_target(context.op_def.name, context.run.run_id)
     invocation = dbt.cli(build, context=context, target_path=target)
