@@ -63,24 +63,22 @@ def _path_under(base: Path | None) -> Callable[[str, str], Path]:
     return parse
 
 
-def _positive_int(name: str, text: str) -> int:
+def _integer(name: str, text: str, minimum: int, expected: str) -> int:
     try:
         value = int(text.strip())
     except ValueError:
-        raise _bad(name, "a positive integer", text) from None
-    if value <= 0:
-        raise _bad(name, "a positive integer", text)
+        raise _bad(name, expected, text) from None
+    if value < minimum:
+        raise _bad(name, expected, text)
     return value
+
+
+def _positive_int(name: str, text: str) -> int:
+    return _integer(name, text, 1, "a positive integer")
 
 
 def _non_negative_int(name: str, text: str) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise _bad(name, "an integer >= 0", text) from None
-    if value < 0:
-        raise _bad(name, "an integer >= 0", text)
-    return value
+    return _integer(name, text, 0, "an integer >= 0")
 
 
 def _number(name: str, text: str, expected: str, ok: Callable[[float], bool]) -> float:
