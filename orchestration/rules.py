@@ -81,14 +81,15 @@ def rule_catalog_markdown() -> str:
 
 
 @cache
-def _dbt_vars() -> dict[str, object]:
+def dbt_project_vars() -> dict[str, object]:
+    """The `vars` of dbt_project.yml, with their defaults."""
     return yaml.safe_load(DBT_PROJECT_FILE.read_text(encoding="utf-8"))["vars"]
 
 
 @cache
 def currency_minor_units() -> dict[str, int]:
     """ISO 4217 minor-unit exponents that are not 2 (extracts.md): {'JPY': 0, 'KWD': 3, ...}."""
-    return {str(code): int(units) for code, units in _dbt_vars()["currency_minor_units"].items()}
+    return {str(code): int(units) for code, units in dbt_project_vars()["currency_minor_units"].items()}
 
 
 def minor_units(currency: str | None) -> int:
@@ -114,4 +115,4 @@ def _currencies_by_minor_units() -> dict[int, list[str]]:
 @cache
 def delivery_order() -> tuple[str, ...]:
     """The raw columns that order deliveries of one key, earliest first: the last one wins."""
-    return tuple(str(column) for column in _dbt_vars()["delivery_order"])
+    return tuple(str(column) for column in dbt_project_vars()["delivery_order"])

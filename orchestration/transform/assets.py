@@ -7,6 +7,7 @@ from typing import Any
 from dagster import AssetExecutionContext, Config
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from orchestration.rules import dbt_project_vars
 from orchestration.settings import Settings, SettingsError
 from orchestration.transform.manifest import ensure_manifest
 from orchestration.transform.project import (
@@ -25,13 +26,24 @@ class AuditConfig(Config):
     fulfillment_sla_hours: float | None = None
 
     def dbt_vars(self, settings: Settings) -> dict[str, object]:
-        """The dbt vars of the build: this config, else the settings."""
-        return {
+        """The dbt vars of the build (this config, else the settings) that differ from dbt_project.yml's
+        defaults: a build with the defaults passes no `--vars`, so its parse state is the one `dbt parse`
+        left, and dbt parses only what changed instead of the whole project ("Unable to do partial
+        parsing because config vars ... have changed" cost every run a full parse)."""
+        wanted = {
             "audit_as_of": settings.as_of if self.as_of is None else self.as_of,
             "fulfillment_sla_hours": (
                 settings.sla_hours if self.fulfillment_sla_hours is None else self.fulfillment_sla_hours
             ),
         }
+        defaults = dbt_project_vars()
+        return {name: value for name, value in wanted.items() if not _same(value, defaults[name])}
+
+
+def _same(value: object, default: object) -> bool:
+    if isinstance(value, int | float) and isinstance(default, int | float):
+        return float(value) == float(default)
+    return str(value) == str(default)
 
 
 class OrderAuditTranslator(DagsterDbtTranslator):
@@ -66,7 +78,12 @@ def order_audit_dbt_assets(
         )
     dbt_vars = config.dbt_vars(settings)
     # Unit tests are for development and CI (tests/test_analyses.py runs them), not for every production build.
-    build = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)]
+    build = [
+        "build",
+        "--exclude-resource-type",
+        "unit_test",
+        *(["--vars", json.dumps(dbt_vars)] if dbt_vars else []),
+    ]
     target = invocation_target(context.op_def.name, context.run.run_id)
     invocation = dbt.cli(build, context=context, target_path=target)
     try:
