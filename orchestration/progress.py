@@ -40,6 +40,7 @@ class _Stage:
     steps_running: int = 0
     failed: bool = False
     counts: Counter[str] = field(default_factory=Counter)
+    loaded_steps: set[str] = field(default_factory=set)
 
 
 class RunProgress:
@@ -71,7 +72,7 @@ class RunProgress:
         elif self._current is None or self._current.name != stage:
             return
         elif kind == "ASSET_MATERIALIZATION":
-            self._count_materialization(event)
+            self._count_materialization(step_key, event)
         elif kind == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             self._current.counts["checks"] += 1
@@ -82,11 +83,16 @@ class RunProgress:
             self._current.steps_running -= 1
             self._current.failed = self._current.failed or kind == "STEP_FAILURE"
 
-    def _count_materialization(self, event: Any) -> None:
+    def _count_materialization(self, step_key: str, event: Any) -> None:
         assert self._current is not None
         metadata = event.event_specific_data.materialization.metadata
         counts = self._current.counts
         if "rows_read" in metadata:
+            # A loader step reports its source's counts on every asset and partition it materializes
+            # (raw/orders and raw/order_lines, each extract date of the range): count them once.
+            if step_key in self._current.loaded_steps:
+                return
+            self._current.loaded_steps.add(step_key)
             counts["files"] += int(metadata["files_seen"].value)
             counts["rows"] += int(metadata["rows_read"].value)
             counts["quarantined"] += int(metadata["rows_quarantined"].value)

@@ -53,3 +53,16 @@ def test_a_run_reads_like_a_progress_report_and_json_serves_schedulers(tmp_path:
     assert sum(summary["orders_audited"].values()) == 300
     assert {suite["suite"] for suite in summary["gx_suites"]} >= {"raw_structure", "mart_integrity"}
     assert any(line.strip().startswith("dbt build") for line in as_json.stderr.splitlines())
+
+    raw_line = next(line for line in lines if line.strip().startswith("raw loading") and " done " in line)
+    table = lines[lines.index("Raw loading (this run):") + 2 :]
+    source_rows = table[: next(i for i, line in enumerate(table) if not line.strip())]
+    rows_read = sum(int(line.split()[1]) + int(line.split()[2]) for line in source_rows)
+    landing_files = sum(
+        1 for path in env.extracts.rglob("*") if path.is_file() and not path.parent.name.startswith("_")
+    )
+    assert raw_line.endswith(f" s  {landing_files} files, {rows_read:,} rows"), (
+        "each file and row counted once, whatever the number of extract dates and raw tables of a loader",
+        raw_line,
+        source_rows,
+    )
