@@ -279,35 +279,33 @@ def read_parquet_table(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: P
 
 
 def _documents_from(con: duckdb.DuckDBPyConnection, lines_sql: str) -> None:
+    """`_incoming(line_number, raw_text, doc)` from the lines that are JSON objects (`doc` is their
+    text, which the JSON functions read as it is) and `_unparseable` from the others."""
     con.execute(
         f"""
         create or replace temp table _documents as
         with lines as ({lines_sql})
-        select line_number, raw_text,
-               case when json_valid(raw_text) then cast(raw_text as json) end as parsed
+        select line_number, raw_text, case when json_valid(raw_text) then json_type(raw_text) end as doc_type
         from lines
-        """
-    )
-    con.execute(
-        """
-        create or replace temp table _incoming as
-        select line_number, raw_text,
-               case when parsed is not null and json_type(parsed) = 'OBJECT' then parsed end as doc
-        from _documents
         """
     )
     con.execute(
         """
         create or replace temp table _unparseable as
         select line_number, raw_text,
-               case when parsed is null then 'unparseable: the line is not valid JSON'
+               case when doc_type is null then 'unparseable: the line is not valid JSON'
                     else 'unparseable: the line is JSON but not an object' end as reason
-        from _documents where parsed is null or json_type(parsed) <> 'OBJECT'
+        from _documents where doc_type is distinct from 'OBJECT'
         """
     )
-    if scalar(con, "select count(*) from _incoming where doc is not null") == 0:
+    con.execute(
+        """
+        create or replace temp table _incoming as
+        select line_number, raw_text, raw_text as doc from _documents where doc_type = 'OBJECT'
+        """
+    )
+    if scalar(con, "select count(*) from _incoming") == 0:
         raise FileRejected("not_json_lines", "no line of the file is a JSON object")
-    con.execute("delete from _incoming where doc is null")
 
 
 def read_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
