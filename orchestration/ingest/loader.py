@@ -150,9 +150,9 @@ def _write_rows(
         select {sql_string(load_id)}, {sql_string(spec.name)}, {sql_string(landing.file_name)},
                {sql_string(landing.extract_date)}::date, line_number, raw_text, reason_code, reason, now()::timestamp
         from (
-            select line_number, raw_text, split_part(_errors[1], ':', 1) as reason_code,
-                   array_to_string(_errors, '; ') as reason
-            from _validated where len(_errors) > 0
+            select line_number, i.raw_text, split_part(v._errors[1], ':', 1) as reason_code,
+                   array_to_string(v._errors, '; ') as reason
+            from _validated as v join _incoming as i using (line_number) where len(v._errors) > 0
             union all
             select line_number, raw_text, 'unparseable', reason from _unparseable
         )

@@ -48,28 +48,40 @@ _MIDDLE_LINE_PATTERN = f'{_IN_QUOTES}(?:"(?:,(?:{_QUOTED_OR_PLAIN_FIELD}))*,"{_I
 _LAST_LINE_PATTERN = f'{_IN_QUOTES}"(?:,(?:{_QUOTED_OR_PLAIN_FIELD}))*'
 
 
-def _physical_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """`_lines(line_number, line)`: every line of the file, 1-based, without its line terminator or BOM."""
-    try:
-        con.execute(
-            f"""
-            create or replace temp table _lines as
-            with content as (select content from read_text({sql_string(path)})),
-            split as (select string_split(content, chr(10)) as parts from content),
-            numbered as (select generate_subscripts(parts, 1) as line_number, unnest(parts) as line from split)
-            select line_number,
-                   regexp_replace(case when line_number = 1 then ltrim(line, chr(65279)) else line end,
-                                  '\\r$', '') as line
+def _lines_sql(path: Path) -> str:
+    """SQL: every line of the file (line_number, line), 1-based, without its line terminator or BOM."""
+    return f"""
+        with content as (select content from read_text({sql_string(path)})),
+        split as (select string_split(content, chr(10)) as parts from content),
+        numbered as (select generate_subscripts(parts, 1) as line_number, unnest(parts) as line from split),
+        unmarked as (
+            select line_number, case when line_number = 1 then ltrim(line, chr(65279)) else line end as line
             from numbered
-            """
         )
+        select line_number, case when suffix(line, chr(13)) then left(line, -1) else line end as line
+        from unmarked
+    """
+
+
+def _reading(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Run a statement that reads the file's text: text that is not UTF-8 rejects the file."""
+    try:
+        con.execute(sql)
     except duckdb.InvalidInputException as error:
         if "UTF-8" in str(error):
             raise FileRejected("not_utf8", "the file is not valid UTF-8 text") from error
         raise FileRejected("unreadable", str(error).splitlines()[0]) from error
-    line_count = scalar(con, "select count(*) from _lines where line <> ''")
-    if line_count == 0:
-        raise FileRejected("empty_file", "the file has no content")
+
+
+def _empty_file() -> FileRejected:
+    return FileRejected("empty_file", "the file has no content")
+
+
+def _physical_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """`_lines(line_number, line)`: every line of the file (`_lines_sql`)."""
+    _reading(con, f"create or replace temp table _lines as {_lines_sql(path)}")
+    if scalar(con, "select count(*) from _lines where line <> ''") == 0:
+        raise _empty_file()
 
 
 def _empty_unparseable(con: duckdb.DuckDBPyConnection) -> None:
@@ -279,16 +291,19 @@ def read_parquet_table(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: P
 
 
 def _documents_from(con: duckdb.DuckDBPyConnection, lines_sql: str) -> None:
-    """`_incoming(line_number, raw_text, doc)` from the lines that are JSON objects (`doc` is their
-    text, which the JSON functions read as it is) and `_unparseable` from the others."""
-    con.execute(
+    """`_incoming(line_number, raw_text)` from the lines that are JSON objects (the JSON functions read
+    their text as it is) and `_unparseable` from the others; no line at all rejects the file."""
+    _reading(
+        con,
         f"""
         create or replace temp table _documents as
         with lines as ({lines_sql})
         select line_number, raw_text, case when json_valid(raw_text) then json_type(raw_text) end as doc_type
         from lines
-        """
+        """,
     )
+    if scalar(con, "select count(*) from _documents") == 0:
+        raise _empty_file()
     con.execute(
         """
         create or replace temp table _unparseable as
@@ -301,7 +316,7 @@ def _documents_from(con: duckdb.DuckDBPyConnection, lines_sql: str) -> None:
     con.execute(
         """
         create or replace temp table _incoming as
-        select line_number, raw_text, raw_text as doc from _documents where doc_type = 'OBJECT'
+        select line_number, raw_text from _documents where doc_type = 'OBJECT'
         """
     )
     if scalar(con, "select count(*) from _incoming") == 0:
@@ -309,8 +324,9 @@ def _documents_from(con: duckdb.DuckDBPyConnection, lines_sql: str) -> None:
 
 
 def read_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    _physical_lines(con, path)
-    _documents_from(con, "select line_number, line as raw_text from _lines where line <> ''")
+    _documents_from(
+        con, f"select line_number, line as raw_text from ({_lines_sql(path)}) as lines where line <> ''"
+    )
 
 
 def read_parquet_documents(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -328,7 +344,7 @@ def read_parquet_documents(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 def project_json_columns(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
     """`_incoming` as a table of the source's columns as text, from the JSON documents `read_jsonl` read
     (a field that is absent or null is null; a number or boolean is its JSON text)."""
-    columns = ", ".join(f"doc ->> '$.{column}' as {column}" for column in spec.columns)
+    columns = ", ".join(f"raw_text ->> '$.{column}' as {column}" for column in spec.columns)
     con.execute(
         f"create or replace temp table _incoming as select line_number, raw_text, {columns} from _incoming"
     )

@@ -24,9 +24,11 @@ def _error_list(rules: tuple[RowRule, ...] | list[RowRule]) -> str:
 
 
 def validate_table_rows(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
-    """`_validated`: `_incoming` plus `_errors`, the list of broken rules (empty for a clean row)."""
+    """`_validated`: the columns of `_incoming` plus `_errors`, the list of broken rules (empty for a clean
+    row). A row's text stays in `_incoming`: only quarantined rows need it."""
     con.execute(
-        f"create or replace temp table _validated as select *, {_error_list(spec.rules)} as _errors from _incoming"
+        f"create or replace temp table _validated as"
+        f" select * exclude (raw_text), {_error_list(spec.rules)} as _errors from _incoming"
     )
 
 
@@ -61,10 +63,10 @@ def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -
         f"""
         create or replace temp table _orders as
         with parsed as (
-            select line_number, raw_text, from_json(doc, '{_json_struct((*ORDER_COLUMNS, "lines"))}') as o
+            select line_number, from_json(raw_text, '{_json_struct((*ORDER_COLUMNS, "lines"))}') as o
             from _incoming
         )
-        select line_number, raw_text, {_text_and_type("o", ORDER_COLUMNS)},
+        select line_number, {_text_and_type("o", ORDER_COLUMNS)},
                json_type(o.lines) as lines__type,
                case when json_type(o.lines) = 'ARRAY' then from_json(o.lines, '["JSON"]') end as line_docs
         from parsed
@@ -138,7 +140,7 @@ def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -
         f"""
         create or replace temp table _validated as
         with checked as (select o.*, {_error_list(order_rules)} as order_errors from _orders as o)
-        select o.line_number, o.raw_text, {columns}, len(o.line_docs) as line_count,
+        select o.line_number, {columns}, len(o.line_docs) as line_count,
                list_concat(o.order_errors, coalesce(e.errors, [])) as _errors
         from checked as o left join _line_errors as e using (line_number)
         """
