@@ -1,8 +1,12 @@
-"""Read one landing file with DuckDB's own readers into temporary tables, with physical line numbers.
+"""Read landing files with DuckDB's own readers into temporary tables, with physical line numbers.
 
-Each reader fills `_incoming` (one row per record: line_number, raw_text and the source's columns as
-text, or for orders the parsed JSON document) and `_unparseable` (records that could not be split into
-fields at all). A file that cannot be read as a whole raises `FileRejected`.
+Each reader fills `_incoming` (one row per record: file_index, line_number, raw_text and the source's
+columns as text; for orders the JSON document is raw_text) and `_unparseable` (records that could not
+be split into fields at all). The CSV and JSON Lines readers take a batch of files of one source at
+once (`file_index` is a file's position in the batch; the statements are the same for one file or
+many, so small files do not each pay their own). A file that cannot be read as a whole raises
+`FileRejected`; in a batch of several, so does any difference the batch cannot carry (CSV headers
+that differ), and the loader then reads the files one by one, which names the file and the reason.
 
 Line numbers are physical: the line of the file where a record starts, 1 being the header (CSV) or
 the first line (JSON Lines), whatever the quoting, multi-line fields, blank lines, BOM or CRLF line
@@ -48,17 +52,24 @@ _MIDDLE_LINE_PATTERN = f'{_IN_QUOTES}(?:"(?:,(?:{_QUOTED_OR_PLAIN_FIELD}))*,"{_I
 _LAST_LINE_PATTERN = f'{_IN_QUOTES}"(?:,(?:{_QUOTED_OR_PLAIN_FIELD}))*'
 
 
-def _lines_sql(path: Path) -> str:
-    """SQL: every line of the file (line_number, line), 1-based, without its line terminator or BOM."""
+def _lines_sql(paths: list[Path]) -> str:
+    """SQL: every line of the files (file_index, line_number, line), 1-based, without line terminator or BOM."""
+    contents = " union all ".join(
+        f"select {index} as file_index, content from read_text({sql_string(path)})"
+        for index, path in enumerate(paths)
+    )
     return f"""
-        with content as (select content from read_text({sql_string(path)})),
-        split as (select string_split(content, chr(10)) as parts from content),
-        numbered as (select generate_subscripts(parts, 1) as line_number, unnest(parts) as line from split),
+        with content as ({contents}),
+        split as (select file_index, string_split(content, chr(10)) as parts from content),
+        numbered as (
+            select file_index, generate_subscripts(parts, 1) as line_number, unnest(parts) as line from split
+        ),
         unmarked as (
-            select line_number, case when line_number = 1 then ltrim(line, chr(65279)) else line end as line
+            select file_index, line_number,
+                   case when line_number = 1 then ltrim(line, chr(65279)) else line end as line
             from numbered
         )
-        select line_number, case when suffix(line, chr(13)) then left(line, -1) else line end as line
+        select file_index, line_number, case when suffix(line, chr(13)) then left(line, -1) else line end as line
         from unmarked
     """
 
@@ -77,16 +88,17 @@ def _empty_file() -> FileRejected:
     return FileRejected("empty_file", "the file has no content")
 
 
-def _physical_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """`_lines(line_number, line)`: every line of the file (`_lines_sql`)."""
-    _reading(con, f"create or replace temp table _lines as {_lines_sql(path)}")
-    if scalar(con, "select count(*) from _lines where line <> ''") == 0:
+def _physical_lines(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> None:
+    """`_lines(file_index, line_number, line)`: every line of the files (`_lines_sql`)."""
+    _reading(con, f"create or replace temp table _lines as {_lines_sql(paths)}")
+    if scalar(con, "select count(distinct file_index) from _lines where line <> ''") < len(paths):
         raise _empty_file()
 
 
 def _empty_unparseable(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
-        "create or replace temp table _unparseable (line_number bigint, raw_text varchar, reason varchar)"
+        "create or replace temp table _unparseable"
+        " (file_index integer, line_number bigint, raw_text varchar, reason varchar)"
     )
 
 
@@ -116,7 +128,8 @@ def _quote_count(line: str) -> str:
 
 
 def _csv_records(con: duckdb.DuckDBPyConnection) -> None:
-    """`_csv_records(line_number, raw_text, well_formed)` from `_lines`: every record below the header.
+    """`_csv_records(file_index, line_number, raw_text, well_formed)` from `_lines`: every record below
+    the header of each file.
 
     RFC 4180 doubles a quote inside a quoted field, so a line holds an odd number of double quotes
     only where a quoted field opens or closes across a line break (or where the quoting is broken).
@@ -133,19 +146,21 @@ def _csv_records(con: duckdb.DuckDBPyConnection) -> None:
     and within a run of odd lines that span they alternate between opening a record and closing it.
     So one window over the odd lines decides it, whatever the number of stray quotes, and only the
     lines between two odd lines that may span are read again. Every line that no spanning record
-    covers is a record of its own (one with an odd number of quotes is never well formed).
+    covers is a record of its own (one with an odd number of quotes is never well formed). All of
+    this is per file.
     """
     con.execute(
         f"""
         create or replace temp table _odd_lines as
-        select line_number, line from _lines where line_number > 1 and {_quote_count("line")} % 2 = 1
+        select file_index, line_number, line from _lines
+        where line_number > 1 and {_quote_count("line")} % 2 = 1
         """
     )
     if scalar(con, "select count(*) from _odd_lines") == 0:
         con.execute(
             f"""
             create or replace temp table _csv_records as
-            select line_number, line as raw_text, {_well_formed("line")} as well_formed
+            select file_index, line_number, line as raw_text, {_well_formed("line")} as well_formed
             from _lines where line_number > 1 and line <> ''
             """
         )
@@ -154,50 +169,54 @@ def _csv_records(con: duckdb.DuckDBPyConnection) -> None:
         f"""
         create or replace temp table _spans as
         with odd as (
-            select row_number() over (order by line_number) as k, line_number, line,
-                   lead(line_number) over (order by line_number) as last_line,
-                   lead(line) over (order by line_number) as closing_line
+            select file_index, row_number() over (partition by file_index order by line_number) as k,
+                   line_number, line,
+                   lead(line_number) over (partition by file_index order by line_number) as last_line,
+                   lead(line) over (partition by file_index order by line_number) as closing_line
             from _odd_lines
         ),
         candidates as (
-            select k, line_number, last_line from odd
+            select file_index, k, line_number, last_line from odd
             where last_line is not null and regexp_full_match(line, '{_FIRST_LINE_PATTERN}')
               and regexp_full_match(closing_line, '{_LAST_LINE_PATTERN}')
         ),
         middles as (
-            select m.k,
+            select m.file_index, m.k,
                    bool_and(not contains(l.line, '"') or regexp_full_match(l.line, '{_MIDDLE_LINE_PATTERN}')) as ok
-            from (select k, unnest(range(line_number + 1, last_line)) as line_number from candidates) as m
-            join _lines as l using (line_number)
-            group by m.k
+            from (
+                select file_index, k, unnest(range(line_number + 1, last_line)) as line_number from candidates
+            ) as m
+            join _lines as l using (file_index, line_number)
+            group by m.file_index, m.k
         ),
         checked as (
-            select o.k, o.line_number, o.last_line, c.k is not null and coalesce(m.ok, true) as spans
-            from odd as o left join candidates as c using (k) left join middles as m using (k)
+            select o.file_index, o.k, o.line_number, o.last_line, c.k is not null and coalesce(m.ok, true) as spans
+            from odd as o left join candidates as c using (file_index, k) left join middles as m using (file_index, k)
         )
-        select line_number, last_line, spans,
+        select file_index, line_number, last_line, spans,
                (k - coalesce(max(case when not spans then k end) over (
-                   order by k rows between unbounded preceding and 1 preceding), 0)) % 2 = 1 as starts
+                   partition by file_index order by k rows between unbounded preceding and 1 preceding
+               ), 0)) % 2 = 1 as starts
         from checked
         """
     )
     con.execute(
         """
         create or replace temp table _spanned as
-        select line_number as first_line, unnest(range(line_number, last_line + 1)) as line_number
+        select file_index, line_number as first_line, unnest(range(line_number, last_line + 1)) as line_number
         from _spans where starts and spans
         """
     )
     con.execute(
         f"""
         create or replace temp table _csv_records as
-        select l.line_number, l.line as raw_text, {_well_formed("l.line")} as well_formed
-        from _lines as l anti join _spanned as s using (line_number)
+        select l.file_index, l.line_number, l.line as raw_text, {_well_formed("l.line")} as well_formed
+        from _lines as l anti join _spanned as s using (file_index, line_number)
         where l.line_number > 1 and l.line <> ''
         union all
-        select s.first_line, string_agg(l.line, chr(10) order by l.line_number), true
-        from _spanned as s join _lines as l using (line_number)
-        group by s.first_line
+        select s.file_index, s.first_line, string_agg(l.line, chr(10) order by l.line_number), true
+        from _spanned as s join _lines as l using (file_index, line_number)
+        group by s.file_index, s.first_line
         """
     )
 
@@ -218,12 +237,25 @@ def _column_positions(spec: SourceSpec, header: list[str]) -> list[int]:
     return [header.index(column) + 1 for column in spec.columns]
 
 
-def read_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path) -> None:
-    """`_incoming` and `_unparseable` from a CSV file whose header (line 1, names trimmed, quoted or not)
+def _as_list(paths: Path | list[Path]) -> list[Path]:
+    return [paths] if isinstance(paths, Path) else paths
+
+
+def read_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, paths: Path | list[Path]) -> None:
+    """`_incoming` and `_unparseable` from CSV files whose header (line 1, names trimmed, quoted or not)
     names every column of the source once, in any order, with any extra columns (ignored); a header that
-    does not, or breaks the quoting, rejects the file. Every record must have the header's width."""
-    _physical_lines(con, path)
-    header_line = scalar(con, "select line from _lines where line_number = 1") or ""
+    does not, or breaks the quoting, rejects the file. Every record must have the header's width.
+    The files of a batch must have the same header line."""
+    paths = _as_list(paths)
+    _physical_lines(con, paths)
+    headers = [
+        row[0] for row in con.execute("select distinct line from _lines where line_number = 1").fetchall()
+    ]
+    if len(headers) > 1:
+        raise FileRejected(
+            "wrong_header", "the files of the batch have different headers: read them one by one"
+        )
+    header_line = headers[0] or ""
     header_row = con.execute(
         f"select {_well_formed('h')}, list_transform({_split_fields('h')}, lambda f: {_unquoted('f')})"
         " from (select ?::varchar as h)",
@@ -239,7 +271,7 @@ def read_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path) -> No
     con.execute(
         f"""
         create or replace temp table _fields as
-        select line_number, raw_text, well_formed,
+        select file_index, line_number, raw_text, well_formed,
                case when well_formed then {_split_fields("raw_text")} end as fields
         from _csv_records
         """
@@ -247,7 +279,7 @@ def read_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path) -> No
     con.execute(
         f"""
         create or replace temp table _unparseable as
-        select line_number, raw_text,
+        select file_index, line_number, raw_text,
                case when not well_formed
                     then 'unparseable: the quoting breaks RFC 4180 (a double quote inside an unquoted field,'
                          || ' text after a closing quote, or a quote that is never closed)'
@@ -263,7 +295,7 @@ def read_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path) -> No
     con.execute(
         f"""
         create or replace temp table _incoming as
-        select line_number, raw_text, {columns}
+        select file_index, line_number, raw_text, {columns}
         from _fields
         where well_formed and len(fields) = {width}
         """
@@ -283,31 +315,33 @@ def read_parquet_table(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: P
     con.execute(
         f"""
         create or replace temp table _incoming as
-        select file_row_number + 1 as line_number, cast(to_json(p) as varchar) as raw_text, {casts}
+        select 0 as file_index, file_row_number + 1 as line_number, cast(to_json(p) as varchar) as raw_text, {casts}
         from read_parquet({sql_string(path)}, file_row_number = true) as p
         """
     )
     _empty_unparseable(con)
 
 
-def _documents_from(con: duckdb.DuckDBPyConnection, lines_sql: str) -> None:
-    """`_incoming(line_number, raw_text)` from the lines that are JSON objects (the JSON functions read
-    their text as it is) and `_unparseable` from the others; no line at all rejects the file."""
+def _documents_from(con: duckdb.DuckDBPyConnection, lines_sql: str, files: int) -> None:
+    """`_incoming(file_index, line_number, raw_text)` from the lines that are JSON objects (the JSON
+    functions read their text as it is) and `_unparseable` from the others; a file without a line, or
+    without a JSON object, rejects the file."""
     _reading(
         con,
         f"""
         create or replace temp table _documents as
         with lines as ({lines_sql})
-        select line_number, raw_text, case when json_valid(raw_text) then json_type(raw_text) end as doc_type
+        select file_index, line_number, raw_text,
+               case when json_valid(raw_text) then json_type(raw_text) end as doc_type
         from lines
         """,
     )
-    if scalar(con, "select count(*) from _documents") == 0:
+    if scalar(con, "select count(distinct file_index) from _documents") < files:
         raise _empty_file()
     con.execute(
         """
         create or replace temp table _unparseable as
-        select line_number, raw_text,
+        select file_index, line_number, raw_text,
                case when doc_type is null then 'unparseable: the line is not valid JSON'
                     else 'unparseable: the line is JSON but not an object' end as reason
         from _documents where doc_type is distinct from 'OBJECT'
@@ -316,16 +350,19 @@ def _documents_from(con: duckdb.DuckDBPyConnection, lines_sql: str) -> None:
     con.execute(
         """
         create or replace temp table _incoming as
-        select line_number, raw_text from _documents where doc_type = 'OBJECT'
+        select file_index, line_number, raw_text from _documents where doc_type = 'OBJECT'
         """
     )
-    if scalar(con, "select count(*) from _incoming") == 0:
+    if scalar(con, "select count(distinct file_index) from _incoming") < files:
         raise FileRejected("not_json_lines", "no line of the file is a JSON object")
 
 
-def read_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def read_jsonl(con: duckdb.DuckDBPyConnection, paths: Path | list[Path]) -> None:
+    paths = _as_list(paths)
     _documents_from(
-        con, f"select line_number, line as raw_text from ({_lines_sql(path)}) as lines where line <> ''"
+        con,
+        f"select file_index, line_number, line as raw_text from ({_lines_sql(paths)}) as lines where line <> ''",
+        len(paths),
     )
 
 
@@ -336,8 +373,9 @@ def read_parquet_documents(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise FileRejected("unreadable", str(error).splitlines()[0]) from error
     _documents_from(
         con,
-        f"select file_row_number + 1 as line_number, cast(to_json(p) as varchar) as raw_text"
+        f"select 0 as file_index, file_row_number + 1 as line_number, cast(to_json(p) as varchar) as raw_text"
         f" from read_parquet({sql_string(path)}, file_row_number = true) as p",
+        1,
     )
 
 
@@ -346,5 +384,5 @@ def project_json_columns(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> No
     (a field that is absent or null is null; a number or boolean is its JSON text)."""
     columns = ", ".join(f"raw_text ->> '$.{column}' as {column}" for column in spec.columns)
     con.execute(
-        f"create or replace temp table _incoming as select line_number, raw_text, {columns} from _incoming"
+        f"create or replace temp table _incoming as select file_index, line_number, raw_text, {columns} from _incoming"
     )

@@ -58,15 +58,16 @@ def _text_and_type(struct: str, columns: tuple[str, ...]) -> str:
 
 
 def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
-    """Flatten `_incoming.doc` into order columns and `_order_lines`, then apply the order rules."""
+    """Flatten the JSON documents of `_incoming` into order columns and `_order_lines`, then apply the
+    order rules."""
     con.execute(
         f"""
         create or replace temp table _orders as
         with parsed as (
-            select line_number, from_json(raw_text, '{_json_struct((*ORDER_COLUMNS, "lines"))}') as o
+            select file_index, line_number, from_json(raw_text, '{_json_struct((*ORDER_COLUMNS, "lines"))}') as o
             from _incoming
         )
-        select line_number, {_text_and_type("o", ORDER_COLUMNS)},
+        select file_index, line_number, {_text_and_type("o", ORDER_COLUMNS)},
                json_type(o.lines) as lines__type,
                case when json_type(o.lines) = 'ARRAY' then from_json(o.lines, '["JSON"]') end as line_docs
         from parsed
@@ -76,7 +77,7 @@ def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -
         f"""
         create or replace temp table _order_lines as
         with exploded as (
-            select line_number, order_id, updated_at,
+            select file_index, line_number, order_id, updated_at,
                    unnest(line_docs) as el, generate_subscripts(line_docs, 1) as line_index
             from _orders
         ),
@@ -85,8 +86,9 @@ def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -
                    case when json_type(el) = 'OBJECT' then from_json(el, '{_json_struct(ORDER_LINE_COLUMNS)}') end as l
             from exploded
         )
-        select line_number, order_id, updated_at, line_index, element__type, {_text_and_type("l", ORDER_LINE_COLUMNS)},
-               count(*) over (partition by line_number, trim(l.line_id ->> '$')) as line_id_occurrences
+        select file_index, line_number, order_id, updated_at, line_index, element__type,
+               {_text_and_type("l", ORDER_LINE_COLUMNS)},
+               count(*) over (partition by file_index, line_number, trim(l.line_id ->> '$')) as line_id_occurrences
         from parsed
         """
     )
@@ -111,11 +113,13 @@ def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -
     con.execute(
         f"""
         create or replace temp table _line_errors as
-        with checked as (select line_number, line_index, {_error_list(line_rules)} as errors from _order_lines)
-        select line_number,
+        with checked as (
+            select file_index, line_number, line_index, {_error_list(line_rules)} as errors from _order_lines
+        )
+        select file_index, line_number,
                flatten(list(list_transform(errors, lambda e: regexp_replace(e, ': ', ': line ' || line_index || ' ', ''))
                             order by line_index)) as errors
-        from checked where len(errors) > 0 group by line_number
+        from checked where len(errors) > 0 group by file_index, line_number
         """
     )
     order_rules: list[RowRule] = [
@@ -140,8 +144,8 @@ def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -
         f"""
         create or replace temp table _validated as
         with checked as (select o.*, {_error_list(order_rules)} as order_errors from _orders as o)
-        select o.line_number, {columns}, len(o.line_docs) as line_count,
+        select o.file_index, o.line_number, {columns}, len(o.line_docs) as line_count,
                list_concat(o.order_errors, coalesce(e.errors, [])) as _errors
-        from checked as o left join _line_errors as e using (line_number)
+        from checked as o left join _line_errors as e using (file_index, line_number)
         """
     )
