@@ -69,6 +69,59 @@ def test_gx_sql_engine_on_duckdb_still_needs_the_patch(tmp_path: Path) -> None:
     assert not patched.success  # the null row: a real failure, not an N/A
 
 
+def test_gx_still_runs_an_sql_expectation_twice_and_the_patch_once(tmp_path: Path) -> None:
+    """GX computes an UnexpectedRowsExpectation's rows and their count with two queries; the patch
+    answers the second from the buffered first, with the same verdict and count."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.execution_engine.sqlalchemy_execution_engine import SqlAlchemyExecutionEngine
+
+    warehouse = tmp_path / "tiny.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create table t as select * from (values (1), (-2), (-3), (4)) v(x)")
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_sql(
+        "tiny", connection_string=f"duckdb:///{warehouse}?access_mode=read_only", create_temp_table=False
+    )
+    batch = source.add_table_asset("t", table_name="t").add_batch_definition_whole_table("t").get_batch()
+    expectation = gxe.UnexpectedRowsExpectation(
+        unexpected_rows_query="select x /* negative */ from {batch} where x < 0"
+    )
+
+    executed: list[str] = []
+    recover = SqlAlchemyExecutionEngine._execute_query_with_recovery
+
+    def counting(connection: Any, query: Any) -> Any:
+        executed.append(str(getattr(query, "text", query)))
+        return recover(connection, query)
+
+    was_applied = gx_patch.SqlAlchemyExecutionEngine.execute_query is not gx_patch._ORIGINAL_EXECUTE_QUERY
+    SqlAlchemyExecutionEngine._execute_query_with_recovery = staticmethod(counting)  # type: ignore[method-assign,assignment]
+    try:
+        gx_patch.apply()
+        patched = batch.validate(expectation, result_format="COMPLETE")
+        patched_runs = sum("/* negative */" in text for text in executed)
+        gx_patch.forget_results()
+        gx_patch.revert()
+        executed.clear()
+        batch.validate(expectation, result_format="COMPLETE")
+        unpatched_runs = sum("/* negative */" in text for text in executed)
+    finally:
+        SqlAlchemyExecutionEngine._execute_query_with_recovery = staticmethod(recover)  # type: ignore[method-assign,assignment]
+        gx_patch.forget_results()
+        gx_patch.apply() if was_applied else gx_patch.revert()
+
+    assert not patched.success and patched.result.get("observed_value") == 2, patched
+    assert sorted(row["x"] for row in patched.result["details"]["unexpected_rows"]) == [-3, -2]
+    assert patched_runs == 1, executed
+    assert unpatched_runs >= 2, (
+        "GX now computes an SQL expectation with one query: drop the result reuse from "
+        "orchestration/quality/gx_patch.py"
+    )
+
+
 # ------------------------------------------------------------------ pyspark and the fork server: forkserver_preload.py
 
 

@@ -211,7 +211,10 @@ def _run_checkpoint(
     checkpoint = context.checkpoints.add(
         gx.Checkpoint(name=name, validation_definitions=list(definitions), result_format=dict(result_format))
     )
-    run = checkpoint.run(expectation_parameters=dict(suite_parameters))
+    try:
+        run = checkpoint.run(expectation_parameters=dict(suite_parameters))
+    finally:
+        gx_patch.forget_results()
     found: dict[str, ExpectationOutcome] = {}
     for suite_result in run.run_results.values():
         for result in suite_result.results:
