@@ -57,11 +57,18 @@ def _step_failures(result: Any) -> list[dict[str, str]]:
     return failures
 
 
+def _is_freshness_check(evaluation: Any) -> bool:
+    """The landing folder's freshness checks (orchestration/ingest/freshness.py; not imported here, so
+    `order-audit sql` does not load Dagster) are the checks that report their newest extract date."""
+    return "newest_extract_date" in evaluation.metadata
+
+
 def _dbt_checks(result: Any) -> list[dict[str, Any]]:
-    """dbt tests that did not pass (asset checks other than GX's, which come with samples from GX)."""
+    """dbt tests that did not pass (the asset checks other than GX's, which come with samples from GX,
+    and the landing folder's freshness checks)."""
     checks = []
     for evaluation in result.get_asset_check_evaluations():
-        if evaluation.passed or evaluation.check_name.startswith("gx_"):
+        if evaluation.passed or evaluation.check_name.startswith("gx_") or _is_freshness_check(evaluation):
             continue
         failed_rows = evaluation.metadata.get("dagster_dbt/failed_row_count")
         checks.append(
@@ -73,6 +80,39 @@ def _dbt_checks(result: Any) -> list[dict[str, Any]]:
             }
         )
     return checks
+
+
+def _stale_sources(result: Any) -> list[dict[str, Any]]:
+    """Required sources whose newest landing file is older than ORDER_AUDIT_FRESHNESS_MAX_DAYS (or absent)."""
+    stale = []
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed or not _is_freshness_check(evaluation):
+            continue
+        metadata = {key: value.value for key, value in evaluation.metadata.items()}
+        newest = metadata.get("newest_extract_date")
+        stale.append(
+            {
+                "source": evaluation.asset_key.path[-1],
+                "newest_extract_date": None if newest in (None, "none") else newest,
+                "age_days": metadata.get("age_days"),
+                "max_age_days": metadata.get("max_age_days"),
+            }
+        )
+    return sorted(stale, key=lambda source: source["source"])
+
+
+def _stale_line(stale: list[dict[str, Any]]) -> str:
+    sources = ", ".join(
+        f"{source['source']} no dated file"
+        if source["newest_extract_date"] is None
+        else f"{source['source']} {source['newest_extract_date']} ({source['age_days']} days old)"
+        for source in stale
+    )
+    limit = stale[0]["max_age_days"]
+    return (
+        f"  warning: stale extracts, newest landing file older than {limit} days "
+        f"(ORDER_AUDIT_FRESHNESS_MAX_DAYS): {sources}"
+    )
 
 
 def _published(result: Any) -> bool:
@@ -99,6 +139,7 @@ def collect_run_summary(settings: Settings, result: Any, *, log_file: Path | Non
         "log_file": None if log_file is None else str(log_file),
         "step_failures": [] if result.success else _step_failures(result),
         "dbt_tests_not_passed": _dbt_checks(result),
+        "stale_sources": _stale_sources(result),
         "loading": [],
         "rejected_files": [],
         "orders_audited": {},
@@ -221,6 +262,8 @@ def render_text(summary: dict[str, Any]) -> str:
         verdict = "failed" if check["severity"] == "ERROR" else "warning"
         rows = "" if check["failing_rows"] is None else f", {check['failing_rows']} failing rows"
         lines.append(f"  {verdict}: dbt test {check['test']} on {check['asset']} ({check['severity']}{rows})")
+    if summary["stale_sources"]:
+        lines.append(_stale_line(summary["stale_sources"]))
     if summary["published"]:
         lines.append(f"\nPublished the audit mart to {summary['serving_db']}")
     else:

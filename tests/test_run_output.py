@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from tests.conftest import pipeline_env
@@ -46,6 +48,23 @@ def test_a_run_reads_like_a_progress_report_and_json_serves_schedulers(tmp_path:
     assert "STEP_START" in log_text, "Dagster's events are in the log file"
     assert "START sql" in log_text, "dbt's node log is in the log file"
 
+    required_sources = ("inventory_movements", "orders", "payments")
+    newest_extract = max(
+        date.fromisoformat(re.search(r"\d{4}-\d{2}-\d{2}", path.name).group())  # type: ignore[union-attr]
+        for source in required_sources
+        for path in (env.extracts / source).iterdir()
+    )
+    age_days = (datetime.now(UTC).date() - newest_extract).days
+    stale_lines = [line for line in lines if "stale extracts" in line]
+    assert "_extract_is_fresh" not in run.stdout, "a freshness check is not a dbt test"
+    if age_days > 2:
+        assert stale_lines == [
+            "  warning: stale extracts, newest landing file older than 2 days (ORDER_AUDIT_FRESHNESS_MAX_DAYS): "
+            + ", ".join(f"{source} {newest_extract} ({age_days} days old)" for source in required_sources)
+        ], run.stdout
+    else:
+        assert stale_lines == [], run.stdout
+
     as_json = _order_audit(environ, "run", "--json")
     assert as_json.returncode == 0, as_json.stderr[-3000:]
     summary = json.loads(as_json.stdout)
@@ -53,6 +72,10 @@ def test_a_run_reads_like_a_progress_report_and_json_serves_schedulers(tmp_path:
     assert sum(summary["orders_audited"].values()) == 300
     assert {suite["suite"] for suite in summary["gx_suites"]} >= {"raw_structure", "mart_integrity"}
     assert any(line.strip().startswith("dbt build") for line in as_json.stderr.splitlines())
+    assert [source["source"] for source in summary["stale_sources"]] == (
+        list(required_sources) if age_days > 2 else []
+    )
+    assert all(source["age_days"] == age_days for source in summary["stale_sources"])
 
     raw_line = next(line for line in lines if line.strip().startswith("raw loading") and " done " in line)
     table = lines[lines.index("Raw loading (this run):") + 2 :]
