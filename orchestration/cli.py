@@ -70,7 +70,10 @@ def _default_range(
 
     pending = pending_dates(settings.extracts_dir, settings.warehouse)
     if not pending:
-        say("Every landing file is loaded as it is: rebuilding from the latest extract date.")
+        say(
+            f"No extract file is new or changed since it was loaded: re-auditing with the latest extract date"
+            f" ({landing_range[1]}); new triage decisions and the routing rules are read as always."
+        )
         return landing_range[1], landing_range[1]
     return pending[0], pending[-1]
 
@@ -292,7 +295,10 @@ def _ui(args: argparse.Namespace, settings: Settings) -> int:
         "--port",
         str(args.port),
     ]
-    return subprocess.call(command, cwd=PROJECT_ROOT)
+    # `dagster dev` warns on every start that `dg dev` (dagster-dg-cli, not installed) supersedes it.
+    quiet = "ignore:Function `dev_command` is superseded"
+    warnings = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
+    return subprocess.call(command, cwd=PROJECT_ROOT, env=os.environ | {"PYTHONWARNINGS": warnings})
 
 
 def _docs(args: argparse.Namespace, settings: Settings) -> int:

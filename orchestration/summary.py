@@ -8,6 +8,7 @@ failed, so nothing was published) or `failed` (a step raised); `EXIT_CODES` maps
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,7 @@ def collect_run_summary(settings: Settings, result: Any, *, log_file: Path | Non
         "gx_suites": [],
         "gx_failures": [],
         "open_exceptions": [],
+        "open_exceptions_by_workflow_state": {},
         "notifications": [],
     }
     if settings.warehouse.exists():
@@ -242,6 +244,14 @@ def _collect_warehouse(con: duckdb.DuckDBPyConnection, run_id: str, summary: dic
                 " group by 1, 2 order by 3 desc, 1",
             )
         ]
+        # `status` is what the data shows; people's triage of those exceptions is `workflow_state`.
+        summary["open_exceptions_by_workflow_state"] = dict(
+            _rows(
+                con,
+                "select workflow_state, count(*) from order_audit_exceptions where status = 'open'"
+                " group by 1 order by 2 desc, 1",
+            )
+        )
 
 
 def _compact(row: Any) -> str:
@@ -301,7 +311,10 @@ def render_text(summary: dict[str, Any]) -> str:
             lines.extend(f"    e.g. {_compact(row)}" for row in failure["sample"])
     if summary["open_exceptions"]:
         rows = summary["open_exceptions"]
-        lines.append(f"Open exceptions by code ({sum(row['count'] for row in rows)} open):")
+        triage = summary["open_exceptions_by_workflow_state"]
+        states = ", ".join(f"{count} {state}" for state, count in triage.items())
+        workflow = f"; workflow_state: {states}" if set(triage) - {"open"} else ""
+        lines.append(f"Open exceptions by code ({sum(row['count'] for row in rows)} open{workflow}):")
         cells = [f"{row['code']:<24}{row['severity']:<8}{row['count']:>6}" for row in rows]
         for left in range(0, len(cells), 2):  # two codes a line
             lines.append("  " + "    ".join(cells[left : left + 2]))
@@ -334,7 +347,7 @@ def run_query(query: str, database: Path | None = None, settings: Settings | Non
     settings = Settings.from_env() if settings is None else settings
     path = database or (settings.serving_db if settings.serving_db.exists() else settings.warehouse)
     if not path.exists():
-        print(f"No warehouse at {path}: run `order-audit run` first.")
+        print(f"No warehouse at {path}: run `order-audit run` first.", file=sys.stderr)
         return 2
     con = connect(path, read_only=True)
     try:
@@ -343,7 +356,7 @@ def run_query(query: str, database: Path | None = None, settings: Settings | Non
             return 0
         relation.show(max_width=100000, max_rows=1000)
     except duckdb.Error as error:
-        print(f"Query failed: {error}")
+        print(f"Query failed: {error}", file=sys.stderr)
         return 1
     finally:
         con.close()

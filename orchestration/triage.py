@@ -19,14 +19,26 @@ from pathlib import Path
 import duckdb
 
 from orchestration.duck import connect
+from orchestration.rules import DEFAULT_MINOR_UNITS, currency_minor_units, minor_units_sql
 from orchestration.settings import Settings
 
-LIST_COLUMNS = """
+
+def _amount_in_minor_units(amount_sql: str, currency_sql: str) -> str:
+    """The amount as text with its currency's decimals (ISO 4217 minor units): `1179.40 EUR`, `300 JPY`."""
+    exponents = sorted({*currency_minor_units().values(), DEFAULT_MINOR_UNITS})
+    as_text = " ".join(
+        f"when {exponent} then cast(cast({amount_sql} as decimal(38, {exponent})) as varchar)"
+        for exponent in exponents
+    )
+    return f"(case {minor_units_sql(currency_sql)} {as_text} end) || ' ' || {currency_sql}"
+
+
+LIST_COLUMNS = f"""
     left(exception_id, 12) as id, priority, route, exception_code as code, entity_id,
     case when amount_at_risk <> 0
-        then rtrim(rtrim(cast(amount_at_risk as varchar), '0'), '.') || ' ' || amount_at_risk_currency
+        then {_amount_in_minor_units("amount_at_risk", "amount_at_risk_currency")}
         else '' end as at_risk,
-    age_bucket as age_days, strftime(due_at, '%Y-%m-%d %H:%M') as due_utc,
+    age_bucket, strftime(due_at, '%Y-%m-%d %H:%M') as due_utc,
     case when sla_breached then 'BREACHED' else '' end as sla, workflow_state as state, coalesce(assignee, '') as assignee
 """
 PRIORITY_ORDER = "priority nulls last, due_at nulls last, exception_code, entity_id"

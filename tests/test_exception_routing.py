@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from orchestration.cli import main
+from orchestration.rules import minor_units
 from orchestration.settings import PROJECT_ROOT
 from tests.conftest import PipelineEnv, pipeline_env, use_env
 
@@ -149,6 +150,20 @@ def test_the_queue_lists_and_shows_exceptions_from_the_published_mart(
     listed = capsys.readouterr().out
     assert f"{count} exception(s)" in listed and str(exception_id)[:12] in listed
     assert "storefront-bugs" not in listed
+    at_risk = [
+        (amount, currency)
+        for listed_id, amount, currency in _query(
+            routed.serving_db,
+            "select exception_id, amount_at_risk, amount_at_risk_currency from order_audit_exceptions"
+            " where route = 'finance-escalations' and amount_at_risk <> 0",
+        )
+        if str(listed_id)[:12] in listed
+    ]
+    assert at_risk, "the list shows amounts at risk"
+    for amount, currency in at_risk:
+        assert isinstance(amount, Decimal) and isinstance(currency, str)
+        exponent = Decimal(1).scaleb(-minor_units(currency))
+        assert f" {amount.quantize(exponent)} {currency} " in listed, "an amount has its currency's decimals"
     assert main(["exceptions", "list", "--route", str(route), "--priority", "p4"]) == 0
     assert "0 exception(s)" in capsys.readouterr().out
 
@@ -260,3 +275,35 @@ def test_the_sla_clock_runs_to_the_as_of_time(routed: PipelineEnv) -> None:
         # strictly past due: exactly the 72 hours of a 72-hour rule is not a breach
         assert breached == (int(hours) < 72), hours  # type: ignore[call-overload]
     assert {int(hours) for *_, hours in rows} >= {24, 72}  # type: ignore[call-overload]
+
+
+def test_the_queue_shows_an_amount_with_its_currency_decimals() -> None:
+    from orchestration.triage import LIST_COLUMNS
+
+    con = duckdb.connect()
+    try:
+        con.execute(
+            """
+            create table order_audit_exceptions (
+                exception_id varchar, amount_at_risk decimal(38, 6), amount_at_risk_currency varchar,
+                exception_code varchar, entity_id varchar, priority varchar, route varchar, age_bucket varchar,
+                due_at timestamp, sla_breached boolean, workflow_state varchar, assignee varchar
+            )
+            """
+        )
+        con.execute(
+            "insert into order_audit_exceptions (exception_id, amount_at_risk, amount_at_risk_currency) values"
+            " ('e1', 1179.4, 'EUR'), ('e2', 76839, 'JPY'), ('e3', 304.1, 'KWD'), ('e4', 5, 'USD'), ('e5', 0, 'USD')"
+        )
+        shown = con.execute(
+            f"select id, at_risk from (select {LIST_COLUMNS} from order_audit_exceptions) order by id"
+        )
+        assert shown.fetchall() == [
+            ("e1", "1179.40 EUR"),
+            ("e2", "76839 JPY"),
+            ("e3", "304.100 KWD"),
+            ("e4", "5.00 USD"),
+            ("e5", ""),
+        ]
+    finally:
+        con.close()

@@ -104,6 +104,13 @@ def test_one_exception_walks_through_every_state(
         [exception_id],
     )
     assert register == [("snoozed", "bob", as_of + timedelta(days=1), "open")]
+    ((still_detected,),) = _query(
+        env.serving_db, "select count(*) from order_audit_exceptions where status = 'open'"
+    )
+    assert (
+        f"Open exceptions by code ({still_detected} open; workflow_state: {still_detected - 1} open, 1 snoozed):"
+        in capsys.readouterr().out.splitlines()
+    ), "the run's summary tells the data's open exceptions from people's triage of them"
 
     before = _tables(env)
     assert main(["run"]) == 0
