@@ -219,6 +219,20 @@ def _record(
     )
 
 
+def _record_without_rows(
+    con: duckdb.DuckDBPyConnection,
+    landing: LandingFile,
+    load_id: str,
+    size: int | None,
+    sha256: str | None,
+    status: str,
+    error: str | None,
+) -> str:
+    """Record a file that loads no row (rejected, or a duplicate of its latest delivery); returns its status."""
+    _record(con, landing, load_id, size=size, sha256=sha256, rows=(0, 0), status=status, error=error)
+    return status
+
+
 def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, landing: LandingFile, load_id: str) -> str:
     """Load one file; returns its manifest status."""
     return load_batch(con, spec, [landing], load_id)[0]
@@ -238,17 +252,9 @@ def load_batch(
     named = []
     for landing in landings:
         if landing.name_error:
-            _record(
-                con,
-                landing,
-                load_id,
-                size=None,
-                sha256=None,
-                rows=(0, 0),
-                status="rejected",
-                error=f"bad_file_name: {landing.name_error}",
+            statuses[landing.file_name] = _record_without_rows(
+                con, landing, load_id, None, None, "rejected", f"bad_file_name: {landing.name_error}"
             )
-            statuses[landing.file_name] = "rejected"
         else:
             named.append(landing)
     if named:
@@ -257,17 +263,9 @@ def load_batch(
         for landing in named:
             size, sha256 = _fingerprint(landing.path)
             if latest.get(landing.file_name) == sha256:
-                _record(
-                    con,
-                    landing,
-                    load_id,
-                    size=size,
-                    sha256=sha256,
-                    rows=(0, 0),
-                    status="skipped_duplicate",
-                    error=None,
+                statuses[landing.file_name] = _record_without_rows(
+                    con, landing, load_id, size, sha256, "skipped_duplicate", None
                 )
-                statuses[landing.file_name] = "skipped_duplicate"
             else:
                 changed.append((landing, size, sha256))
         if changed:
@@ -292,17 +290,11 @@ def _load_changed(
                 statuses.update(_load_changed(con, spec, [one], with_rows, load_id))
             return statuses
         landing, size, sha256 = changed[0]
-        _record(
-            con,
-            landing,
-            load_id,
-            size=size,
-            sha256=sha256,
-            rows=(0, 0),
-            status="rejected",
-            error=str(rejection),
-        )
-        return {landing.file_name: "rejected"}
+        return {
+            landing.file_name: _record_without_rows(
+                con, landing, load_id, size, sha256, "rejected", str(rejection)
+            )
+        }
     con.execute(
         "create or replace temp table _batch as"
         " select unnest(?) as file_index, unnest(?) as file_name, unnest(?)::date as extract_date",
