@@ -126,6 +126,13 @@ def _iso_date(name: str, text: str) -> str:
         raise _bad(name, "a date as YYYY-MM-DD", text) from None
 
 
+def _yes_or_no(name: str, text: str) -> bool:
+    answer = text.strip().lower()
+    if answer not in ("true", "false"):
+        raise _bad(name, "true or false", text)
+    return answer == "true"
+
+
 def _dbt_target(name: str, text: str) -> str:
     if text.strip() not in DBT_TARGETS:
         raise _bad(name, " or ".join(DBT_TARGETS), text)
@@ -251,6 +258,16 @@ VARIABLES: tuple[Variable, ...] = (
         'dbt target of `dbt_project/profiles.yml`: `duckdb` or `spark` (see "Scaling out")',
         read_by_dbt=True,
     ),
+    Variable(
+        "ORDER_AUDIT_DBT_IN_PROCESS",
+        "dbt_in_process",
+        "true",
+        "true or false",
+        _yes_or_no,
+        "true: a Dagster run's dbt commands run inside its process, where dbt is already imported (about"
+        " 3 s less per run than a `dbt` subprocess), when they can (the `duckdb` target, an absolute"
+        " ORDER_AUDIT_WAREHOUSE: `order-audit` exports one); false: always a `dbt` subprocess",
+    ),
     _path_variable(
         "ORDER_AUDIT_RAW_PARQUET_DIR",
         "raw_parquet_dir",
@@ -367,6 +384,7 @@ class Settings:
     duckdb_memory_limit: str
     duckdb_threads: int
     dbt_target: str
+    dbt_in_process: bool
     raw_parquet_dir: Path
     spark_warehouse_dir: Path
     spark_driver_memory: str

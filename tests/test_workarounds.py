@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import multiprocessing.spawn
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -168,6 +169,27 @@ def test_the_overridden_dagster_dbt_members_keep_their_signatures_and_use() -> N
     assert 'check_output([self.dbt_executable, "--version"])' in inspect.getsource(
         DbtCliResource.__dict__["_cli_version"].func
     )
+
+
+def test_dagster_dbt_still_starts_dbt_through_its_modules_popen_and_reads_only_what_in_process_dbt_has() -> (
+    None
+):
+    # orchestration/transform/in_process.py stands in for the `subprocess.Popen` that
+    # `DbtCliInvocation.run` starts (it swaps the module's `subprocess` for the call). When dagster-dbt
+    # starts dbt another way, or uses more of the process, the stand-in must change with it.
+    import dagster_dbt.core.dbt_cli_invocation as invocation_module
+
+    from orchestration.transform.in_process import InProcessDbt
+
+    assert invocation_module.subprocess is subprocess
+    assert "subprocess.Popen(" in inspect.getsource(DbtCliInvocation.run)
+    source = inspect.getsource(DbtCliInvocation)
+    used = set(re.findall(r"self\.process\.(\w+)", source))
+    assert used <= {name for name in dir(InProcessDbt) if not name.startswith("_")} | {
+        "args",
+        "returncode",
+        "stdout",
+    }, used
 
 
 @pytest.fixture

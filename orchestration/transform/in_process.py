@@ -1,0 +1,195 @@
+"""dbt run inside the Dagster step's process (dbt's `dbtRunner`) behind dagster-dbt's subprocess API.
+
+dagster-dbt 0.29 starts every dbt command as a subprocess and reads its JSON log lines from stdout
+(`DbtCliInvocation`, built on `subprocess.Popen`). A `dbt build` subprocess spends about 2 s here
+starting Python and importing dbt before its first node, while the step's process has already
+imported most of dbt (dagster-dbt imports dbt's adapters and contracts): `dbt.cli.main` costs it
+0.2 s more. `InProcessDbt` is a stand-in for the `Popen` object: a thread runs dbt's programmatic
+entry point (`dbtRunner`) with the same arguments and hands dagster-dbt the same JSON log lines as
+the subprocess's stdout (dbt's `msg_to_dict`, as dbt's JSON logger writes them, info level and up,
+as the CLI prints them). Everything after those lines (events, asset materializations, asset checks,
+errors, the artifacts and dbt.log in the target folder) is dagster-dbt's and dbt's own code.
+When dbt ends, the thread closes dbt-duckdb's database before the last line: the next steps open
+the warehouse file, as they do after a subprocess's exit.
+
+Settings dagster-dbt passes to the subprocess as `DBT_*` environment variables become the matching
+dbt flags, so this process's environment is never changed. The project's variables
+(`ORDER_AUDIT_*`) are this process's environment already.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import types
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestration.settings import Settings
+
+# dagster-dbt's environment for the dbt subprocess -> the dbt flag that says the same.
+_FLAG_OF_ENVIRONMENT = {
+    "DBT_TARGET_PATH": "--target-path",
+    "DBT_LOG_PATH": "--log-path",
+    "DBT_PROFILES_DIR": "--profiles-dir",
+    "DBT_PROJECT_DIR": "--project-dir",
+    "DBT_INDIRECT_SELECTION": "--indirect-selection",
+}
+_QUIET_LEVELS = frozenset({"debug"})
+
+
+class _Lines:
+    """dbt's output as the bytes lines of a subprocess's stdout: an unbounded queue, so dbt never
+    waits for its reader, and the reader sees the end once dbt has finished and closed the file."""
+
+    _END = None
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.closed = False
+
+    def put(self, line: Mapping[str, Any]) -> None:
+        self._queue.put((json.dumps(line, default=str) + "\n").encode())
+
+    def end(self) -> None:
+        self._queue.put(self._END)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (line := self._queue.get()) is not self._END:
+            yield line
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.closed = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class InProcessDbt:
+    """What dagster-dbt uses of a `subprocess.Popen` running dbt: `args`, `stdout` (JSON lines),
+    `wait()`, `returncode`, `send_signal()`."""
+
+    def __init__(self, args: Sequence[str], env: Mapping[str, str], **_popen_arguments: Any) -> None:
+        self.args = list(args)
+        self.returncode: int | None = None
+        self.stdout = _Lines()
+        self._dbt_args = [*self.args[1:], *_flags_from(env)]
+        self._thread = threading.Thread(target=self._run, name="dbt", daemon=True)
+        self._thread.start()
+
+    def _on_event(self, message: Any) -> None:
+        from dbt_common.events.functions import msg_to_dict
+
+        line = msg_to_dict(message)
+        if line.get("info", {}).get("level") not in _QUIET_LEVELS:
+            self.stdout.put(line)
+
+    def _run(self) -> None:
+        try:
+            from dbt.cli.main import dbtRunner
+
+            result = dbtRunner(callbacks=[self._on_event]).invoke(self._dbt_args)
+            # The dbt CLI's exit codes: 0 success, 1 a node failed, 2 dbt itself failed.
+            self.returncode = 0 if result.success else (2 if result.exception is not None else 1)
+            if result.exception is not None:
+                self.stdout.put(_error_line(f"dbt failed: {result.exception}"))
+        except BaseException as error:  # the thread's end must close the pipe whatever happens
+            self.returncode = 2
+            self.stdout.put(_error_line(f"dbt failed in process: {error!r}"))
+        finally:
+            _close_warehouse()
+            self.stdout.end()
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def poll(self) -> int | None:
+        return None if self._thread.is_alive() else self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        """An interrupt cancels the queries dbt has open (as dbt does on Ctrl-C): the node running
+        fails and dbt skips what depends on it."""
+        if signum not in (signal.SIGINT, signal.SIGTERM):
+            return
+        from dbt.adapters.factory import FACTORY
+
+        for adapter in list(FACTORY.adapters.values()):
+            adapter.cancel_open_connections()
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+def _close_warehouse() -> None:
+    """Close dbt-duckdb's database before dagster-dbt sees the end of dbt's output: a subprocess's
+    exit closes it, and the next steps open the same file (read-only, in this process and in the GX
+    child), which DuckDB refuses while this process holds it open for writing."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+        from dbt.adapters.factory import FACTORY
+    except ImportError:
+        return
+    for adapter in list(FACTORY.adapters.values()):
+        adapter.cleanup_connections()
+    DuckDBConnectionManager.close_all_connections()
+    gc.collect()
+
+
+def _flags_from(env: Mapping[str, str]) -> list[str]:
+    flags: list[str] = []
+    for variable, flag in _FLAG_OF_ENVIRONMENT.items():
+        if env.get(variable):
+            flags += [flag, env[variable]]
+    # dbt's console output is the pipe: dbt itself prints nothing to this process's stdout. Its log
+    # file (dbt.log in the target folder) stays as the subprocess writes it: JSON, debug level.
+    flags += [
+        "--log-format",
+        env.get("DBT_LOG_FORMAT", "json"),
+        "--log-level",
+        "none",
+        "--log-level-file",
+        "debug",
+    ]
+    if env.get("DBT_SEND_ANONYMOUS_USAGE_STATS", "").lower() == "false":
+        flags.append("--no-send-anonymous-usage-stats")
+    return flags
+
+
+def _error_line(message: str) -> dict[str, Any]:
+    return {"info": {"level": "error", "msg": message, "name": "InProcessDbtError"}, "data": {}}
+
+
+def runs_in_process(dbt_executable: str) -> bool:
+    """Whether dbt can run in this process exactly as the `dbt_executable` subprocess would: it is the
+    dbt-core installed beside this interpreter, the target is DuckDB, and the warehouse path is
+    absolute (the subprocess runs in dbt_project/, which a relative path in profiles.yml is relative
+    to; this process does not). ORDER_AUDIT_DBT_IN_PROCESS=false: always the subprocess."""
+    settings = Settings.from_env()
+    return (
+        settings.dbt_in_process
+        and settings.dbt_target == "duckdb"
+        and Path(dbt_executable).parent == Path(sys.executable).parent
+        and Path(os.environ.get("ORDER_AUDIT_WAREHOUSE", "")).is_absolute()
+    )
+
+
+def in_process_subprocess_module() -> types.SimpleNamespace:
+    """The standard `subprocess` module, but `Popen` is `InProcessDbt` (dagster-dbt's one use of it)."""
+    return types.SimpleNamespace(**{**vars(subprocess), "Popen": InProcessDbt})

@@ -1,0 +1,85 @@
+"""dbt inside the Dagster step's process (orchestration/transform/in_process.py): the same dbt
+command as the subprocess, its events, artifacts and errors as dagster-dbt reads them, and the
+warehouse file closed when dbt's output ends, as a subprocess's exit closes it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
+
+from orchestration.settings import DBT_PROJECT_DIR
+from orchestration.transform.in_process import InProcessDbt, runs_in_process
+from orchestration.transform.project import dbt_cli, dbt_executable
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("ORDER_AUDIT_WAREHOUSE", str(path))
+    monkeypatch.delenv("ORDER_AUDIT_DBT_IN_PROCESS", raising=False)
+    monkeypatch.delenv("ORDER_AUDIT_DBT_TARGET", raising=False)
+    return path
+
+
+def test_a_dbt_build_in_process_writes_the_warehouse_and_closes_it_when_its_output_ends(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "target"
+    invocation = dbt_cli().cli(["seed", "--select", "exception_codes"], target_path=target)
+    assert isinstance(invocation.process, InProcessDbt)
+    events = list(invocation.stream_raw_events())
+
+    # Opening the file read-only in this process fails while dbt-duckdb still holds it for writing.
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        codes = con.execute("select count(*) from reference.exception_codes").fetchone()
+    assert codes is not None and codes[0] >= 20
+    assert invocation.is_successful() and invocation.process.returncode == 0
+    names = [event.raw_event["info"]["name"] for event in events]
+    assert "MainReportVersion" in names and "LogSeedResult" in names
+    # The events dagster-dbt receives are the CLI's stdout (info and up); dbt.log keeps debug too.
+    assert {event.raw_event["info"]["level"] for event in events} <= {"info", "warn", "error"}
+    log_levels = {json.loads(line)["info"]["level"] for line in (target / "dbt.log").read_text().splitlines()}
+    assert "debug" in log_levels
+    results = json.loads((target / "run_results.json").read_text())
+    assert "seed.order_audit.exception_codes" in [r["unique_id"] for r in results["results"]]
+
+
+def test_a_failing_dbt_command_in_process_fails_as_the_subprocess_does(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    in_process = dbt_cli().cli(
+        ["run-operation", "no_such_macro"], target_path=tmp_path / "in_process", raise_on_error=False
+    )
+    assert isinstance(in_process.process, InProcessDbt)
+    assert not in_process.is_successful()
+    error = in_process.get_error()
+    assert isinstance(error, DagsterDbtCliRuntimeError) and "no_such_macro" in str(error)
+
+    cli = subprocess.run(
+        [dbt_executable(), "run-operation", "no_such_macro", "--target-path", str(tmp_path / "cli")],
+        cwd=DBT_PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert in_process.process.returncode == cli.returncode != 0, cli.stdout
+
+
+def test_dbt_runs_as_a_subprocess_where_in_process_would_differ(
+    warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runs_in_process(dbt_executable())
+    monkeypatch.setenv("ORDER_AUDIT_WAREHOUSE", "relative/warehouse.duckdb")  # relative to dbt_project/
+    assert not runs_in_process(dbt_executable())
+    monkeypatch.setenv("ORDER_AUDIT_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("ORDER_AUDIT_DBT_TARGET", "spark")
+    assert not runs_in_process(dbt_executable())
+    monkeypatch.setenv("ORDER_AUDIT_DBT_TARGET", "duckdb")
+    monkeypatch.setenv("ORDER_AUDIT_DBT_IN_PROCESS", "false")
+    assert not runs_in_process(dbt_executable())
+    assert not runs_in_process("/somewhere/else/bin/dbt")
