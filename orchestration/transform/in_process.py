@@ -10,7 +10,10 @@ the subprocess's stdout (dbt's `msg_to_dict`, as dbt's JSON logger writes them, 
 as the CLI prints them). Everything after those lines (events, asset materializations, asset checks,
 errors, the artifacts and dbt.log in the target folder) is dagster-dbt's and dbt's own code.
 When dbt ends, the thread closes dbt-duckdb's database before the last line: the next steps open
-the warehouse file, as they do after a subprocess's exit.
+the warehouse file, as they do after a subprocess's exit. Measured at 100 orders (two A/B pairs), the
+dbt step takes 1.3 s less on a full run and 0.7 s less on an incremental day, not the whole 2 s: the
+dbt thread shares the GIL with the step's handling of dagster-dbt's events, which ran beside the
+subprocess on the other core.
 
 Settings dagster-dbt passes to the subprocess as `DBT_*` environment variables become the matching
 dbt flags, so this process's environment is never changed. The project's variables
@@ -90,9 +93,8 @@ class InProcessDbt:
     def _on_event(self, message: Any) -> None:
         from dbt_common.events.functions import msg_to_dict
 
-        line = msg_to_dict(message)
-        if line.get("info", {}).get("level") not in _QUIET_LEVELS:
-            self.stdout.put(line)
+        if message.info.level not in _QUIET_LEVELS:
+            self.stdout.put(msg_to_dict(message))
 
     def _run(self) -> None:
         try:
