@@ -5,7 +5,9 @@ warehouse file closed when dbt's output ends, as a subprocess's exit closes it."
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import duckdb
@@ -68,6 +70,31 @@ def test_a_failing_dbt_command_in_process_fails_as_the_subprocess_does(
         check=False,
     )
     assert in_process.process.returncode == cli.returncode != 0, cli.stdout
+
+
+def test_an_interrupt_stops_in_process_dbt_at_once_and_closes_the_warehouse(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    # A query that would scan for minutes; Ctrl-C (dagster-dbt forwards it as SIGINT) must end dbt
+    # as it ends the CLI, not after every remaining node, and leave the warehouse file closed.
+    endless = "select count(*) as n from range(1000000000000) as t(i) where i % 7 = 3"
+    invocation = dbt_cli().cli(
+        ["show", "--inline", endless], target_path=tmp_path / "target", raise_on_error=False
+    )
+    process = invocation.process
+    assert isinstance(process, InProcessDbt)
+    for line in process.stdout:
+        if json.loads(line)["info"]["name"] == "ConcurrencyLine":  # dbt is about to run the query
+            break
+    time.sleep(1.0)
+    interrupted_at = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 2
+    assert time.monotonic() - interrupted_at < 20
+    lines = [json.loads(line) for line in process.stdout]
+    assert lines[-1]["info"] == {"level": "error", "msg": "dbt was interrupted", "name": "InProcessDbtError"}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select 1").fetchone() == (1,)
 
 
 def test_dbt_runs_as_a_subprocess_where_in_process_would_differ(

@@ -18,7 +18,7 @@ renames them or changes their signatures (the speed-up would silently go) and ch
 `DbtCliResource` in `orchestration.transform.project.dbt_cli`.
 
 It also runs dbt inside the calling process where it can (`orchestration.transform.in_process`:
-about 3 s less per dbt build; ORDER_AUDIT_DBT_IN_PROCESS=false turns it off).
+0.5-1.5 s less per dbt build; ORDER_AUDIT_DBT_IN_PROCESS=false turns it off).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ dbt flags, so this process's environment is never changed. The project's variabl
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import os
@@ -87,6 +88,8 @@ class InProcessDbt:
         self.returncode: int | None = None
         self.stdout = _Lines()
         self._dbt_args = [*self.args[1:], *_flags_from(env)]
+        self._interruptible = False
+        self._interrupt_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="dbt", daemon=True)
         self._thread.start()
 
@@ -98,19 +101,36 @@ class InProcessDbt:
 
     def _run(self) -> None:
         try:
-            from dbt.cli.main import dbtRunner
-
-            result = dbtRunner(callbacks=[self._on_event]).invoke(self._dbt_args)
-            # The dbt CLI's exit codes: 0 success, 1 a node failed, 2 dbt itself failed.
-            self.returncode = 0 if result.success else (2 if result.exception is not None else 1)
-            if result.exception is not None:
-                self.stdout.put(_error_line(f"dbt failed: {result.exception}"))
+            self.returncode = self._invoke()
         except BaseException as error:  # the thread's end must close the pipe whatever happens
             self.returncode = 2
             self.stdout.put(_error_line(f"dbt failed in process: {error!r}"))
         finally:
             _close_warehouse()
             self.stdout.end()
+
+    def _invoke(self) -> int:
+        """dbt's exit code: 0 success, 1 a node failed, 2 dbt itself failed (or was interrupted).
+        dbt's result (its exception's traceback holds dbt's frames, and their cursors) ends with this
+        call, before the warehouse is closed."""
+        from dbt.cli.main import dbtRunner
+
+        runner = dbtRunner(callbacks=[self._on_event])
+        with self._interrupt_lock:
+            self._interruptible = True
+        try:
+            result = runner.invoke(self._dbt_args)
+        finally:
+            with self._interrupt_lock:
+                self._interruptible = False
+                _set_async_exception(threading.get_ident(), None)  # one not raised yet: dropped
+        if isinstance(result.exception, KeyboardInterrupt):
+            self.stdout.put(_error_line("dbt was interrupted"))
+            return 2
+        if result.exception is not None:
+            self.stdout.put(_error_line(f"dbt failed: {result.exception}"))
+            return 2
+        return 0 if result.success else 1
 
     def wait(self, timeout: float | None = None) -> int:
         self._thread.join(timeout)
@@ -123,10 +143,15 @@ class InProcessDbt:
         return None if self._thread.is_alive() else self.returncode
 
     def send_signal(self, signum: int) -> None:
-        """An interrupt cancels the queries dbt has open (as dbt does on Ctrl-C): the node running
-        fails and dbt skips what depends on it."""
+        """An interrupt stops dbt as Ctrl-C stops the CLI: a KeyboardInterrupt in the thread running
+        dbt (dbt then writes run_results.json, cancels its queries and ends), and the queries open
+        now are cancelled so that it does not wait for them. Only while dbt runs: never in the
+        thread's own clean-up."""
         if signum not in (signal.SIGINT, signal.SIGTERM):
             return
+        with self._interrupt_lock:
+            if self._interruptible and self._thread.ident is not None:
+                _set_async_exception(self._thread.ident, KeyboardInterrupt)
         from dbt.adapters.factory import FACTORY
 
         for adapter in list(FACTORY.adapters.values()):
@@ -139,6 +164,14 @@ class InProcessDbt:
         self.send_signal(signal.SIGTERM)
 
 
+def _set_async_exception(thread_id: int, exception: type[BaseException] | None) -> None:
+    """Raise `exception` in the thread at its next Python instruction (None: drop a pending one);
+    CPython's `PyThreadState_SetAsyncExc`, the one way to interrupt a thread that is not the main one."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), None if exception is None else ctypes.py_object(exception)
+    )
+
+
 def _close_warehouse() -> None:
     """Close dbt-duckdb's database before dagster-dbt sees the end of dbt's output: a subprocess's
     exit closes it, and the next steps open the same file (read-only, in this process and in the GX
@@ -148,6 +181,7 @@ def _close_warehouse() -> None:
         from dbt.adapters.factory import FACTORY
     except ImportError:
         return
+    gc.collect()  # frames of an interrupted dbt that still hold cursors
     for adapter in list(FACTORY.adapters.values()):
         adapter.cleanup_connections()
     DuckDBConnectionManager.close_all_connections()
