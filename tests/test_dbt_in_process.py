@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -14,8 +16,8 @@ import duckdb
 import pytest
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
-from orchestration.settings import DBT_PROJECT_DIR
-from orchestration.transform.in_process import InProcessDbt, runs_in_process
+from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT
+from orchestration.transform.in_process import InProcessDbt, _flags_from, runs_in_process
 from orchestration.transform.project import dbt_cli, dbt_executable
 
 
@@ -95,6 +97,53 @@ def test_an_interrupt_stops_in_process_dbt_at_once_and_closes_the_warehouse(
     assert lines[-1]["info"] == {"level": "error", "msg": "dbt was interrupted", "name": "InProcessDbtError"}
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select 1").fetchone() == (1,)
+
+
+def test_a_process_that_exits_with_dbt_running_stops_it_as_an_interrupt_does(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    # A run terminated from the Dagster UI can end its process without dagster-dbt forwarding the
+    # interrupt; dbt's thread (a daemon) would die mid-statement. The exit interrupts dbt and waits.
+    target = tmp_path / "target"
+    script = textwrap.dedent(
+        f"""
+        import json, time
+        from pathlib import Path
+        from orchestration.transform.project import dbt_cli
+        endless = "select count(*) as n from range(1000000000000) as t(i) where i % 7 = 3"
+        invocation = dbt_cli().cli(["show", "--inline", endless], target_path=Path({str(target)!r}))
+        for line in invocation.process.stdout:
+            if json.loads(line)["info"]["name"] == "ConcurrencyLine":
+                break
+        time.sleep(1.0)
+        """
+    )
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, check=True, timeout=120)
+    assert time.monotonic() - started < 90
+    log = [json.loads(line)["info"] for line in (target / "dbt.log").read_text().splitlines()]
+    assert any(
+        event["name"] == "CommandCompleted" and "`cli show` failed" in event["msg"] for event in log
+    ), log[-3:]
+    assert (target / "run_results.json").exists()
+
+
+def test_relative_target_and_log_paths_are_the_dbt_projects_as_for_the_subprocess() -> None:
+    # dagster-dbt runs the subprocess in the dbt project (`cwd`); this process runs elsewhere, and
+    # dbt takes a relative --log-path from the working directory (it wrote <repo>/target/dbt.log).
+    environment = {
+        "DBT_TARGET_PATH": "target/x",
+        "DBT_LOG_PATH": "target/x",
+        "DBT_INDIRECT_SELECTION": "eager",
+    }
+    flags = _flags_from(environment, DBT_PROJECT_DIR)
+    assert flags[flags.index("--target-path") + 1] == str(DBT_PROJECT_DIR / "target" / "x")
+    assert flags[flags.index("--log-path") + 1] == str(DBT_PROJECT_DIR / "target" / "x")
+    assert flags[flags.index("--indirect-selection") + 1] == "eager"
+    assert _flags_from({"DBT_LOG_PATH": "/elsewhere/logs"}, DBT_PROJECT_DIR)[:2] == [
+        "--log-path",
+        "/elsewhere/logs",
+    ]
 
 
 def test_dbt_runs_as_a_subprocess_where_in_process_would_differ(

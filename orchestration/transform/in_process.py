@@ -16,12 +16,19 @@ dbt thread shares the GIL with the step's handling of dagster-dbt's events, whic
 subprocess on the other core.
 
 Settings dagster-dbt passes to the subprocess as `DBT_*` environment variables become the matching
-dbt flags, so this process's environment is never changed. The project's variables
-(`ORDER_AUDIT_*`) are this process's environment already.
+dbt flags (relative paths taken from the subprocess's working directory, the dbt project), so this
+process's environment is never changed. The project's variables (`ORDER_AUDIT_*`) are this
+process's environment already.
+
+An interrupt (dagster-dbt forwards Ctrl-C and a termination as SIGINT) stops dbt as it stops the
+CLI: a KeyboardInterrupt in dbt's thread, and dbt's open queries cancelled. A process that exits
+while dbt still runs (Dagster can end a terminated run's process without dagster-dbt forwarding the
+interrupt) does the same and waits for dbt to end, instead of killing it mid-statement.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import gc
 import json
@@ -46,7 +53,11 @@ _FLAG_OF_ENVIRONMENT = {
     "DBT_PROJECT_DIR": "--project-dir",
     "DBT_INDIRECT_SELECTION": "--indirect-selection",
 }
-_QUIET_LEVELS = frozenset({"debug"})
+_PATH_FLAGS = frozenset({"--target-path", "--log-path", "--profiles-dir", "--project-dir"})
+_LEVELS_NOT_PRINTED = frozenset({"debug"})
+# How long a process that exits with dbt still running (a run terminated from the Dagster UI can end
+# its process without dagster-dbt forwarding the interrupt) waits for the interrupted dbt to end.
+_EXIT_WAIT_SECONDS = 30.0
 
 
 class _Lines:
@@ -83,21 +94,29 @@ class InProcessDbt:
     """What dagster-dbt uses of a `subprocess.Popen` running dbt: `args`, `stdout` (JSON lines),
     `wait()`, `returncode`, `send_signal()`."""
 
-    def __init__(self, args: Sequence[str], env: Mapping[str, str], **_popen_arguments: Any) -> None:
+    def __init__(
+        self, args: Sequence[str], env: Mapping[str, str], cwd: str | os.PathLike[str] | None = None, **_: Any
+    ) -> None:
         self.args = list(args)
         self.returncode: int | None = None
         self.stdout = _Lines()
-        self._dbt_args = [*self.args[1:], *_flags_from(env)]
+        self._dbt_args = [*self.args[1:], *_flags_from(env, Path(cwd or Path.cwd()))]
+        # `--quiet`: the CLI prints only errors and the `print()` macro's output.
+        self._quiet = not {"--quiet", "-q"}.isdisjoint(self._dbt_args)
         self._interruptible = False
         self._interrupt_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="dbt", daemon=True)
+        _running.add(self)
         self._thread.start()
 
     def _on_event(self, message: Any) -> None:
         from dbt_common.events.functions import msg_to_dict
 
-        if message.info.level not in _QUIET_LEVELS:
-            self.stdout.put(msg_to_dict(message))
+        if message.info.level in _LEVELS_NOT_PRINTED:
+            return
+        if self._quiet and message.info.level != "error" and message.info.name != "PrintEvent":
+            return
+        self.stdout.put(msg_to_dict(message))
 
     def _run(self) -> None:
         try:
@@ -108,6 +127,7 @@ class InProcessDbt:
         finally:
             _close_warehouse()
             self.stdout.end()
+            _running.discard(self)
 
     def _invoke(self) -> int:
         """dbt's exit code: 0 success, 1 a node failed, 2 dbt itself failed (or was interrupted).
@@ -164,6 +184,21 @@ class InProcessDbt:
         self.send_signal(signal.SIGTERM)
 
 
+_running: set[InProcessDbt] = set()
+
+
+@atexit.register
+def _stop_dbt_left_running() -> None:
+    """A process that exits with dbt still running (daemon threads die mid-statement at exit)
+    interrupts it first and waits for it to end as it does on Ctrl-C: run results written, queries
+    cancelled, the warehouse closed."""
+    left_running = list(_running)
+    for dbt in left_running:
+        dbt.send_signal(signal.SIGINT)
+    for dbt in left_running:
+        dbt._thread.join(_EXIT_WAIT_SECONDS)
+
+
 def _set_async_exception(thread_id: int, exception: type[BaseException] | None) -> None:
     """Raise `exception` in the thread at its next Python instruction (None: drop a pending one);
     CPython's `PyThreadState_SetAsyncExc`, the one way to interrupt a thread that is not the main one."""
@@ -188,11 +223,13 @@ def _close_warehouse() -> None:
     gc.collect()
 
 
-def _flags_from(env: Mapping[str, str]) -> list[str]:
+def _flags_from(env: Mapping[str, str], cwd: Path) -> list[str]:
+    """dbt's flags for dagster-dbt's environment; relative paths are the subprocess's, relative to its
+    working directory (the dbt project), which this process's is not."""
     flags: list[str] = []
     for variable, flag in _FLAG_OF_ENVIRONMENT.items():
-        if env.get(variable):
-            flags += [flag, env[variable]]
+        if value := env.get(variable):
+            flags += [flag, str(cwd / value) if flag in _PATH_FLAGS else value]
     # dbt's console output is the pipe: dbt itself prints nothing to this process's stdout. Its log
     # file (dbt.log in the target folder) stays as the subprocess writes it: JSON, debug level.
     flags += [
