@@ -5,10 +5,10 @@ warehouse file closed when dbt's output ends, as a subprocess's exit closes it."
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -99,33 +99,57 @@ def test_an_interrupt_stops_in_process_dbt_at_once_and_closes_the_warehouse(
         assert con.execute("select 1").fetchone() == (1,)
 
 
+_LEAVE_DBT_RUNNING = """
+import json, multiprocessing, sys, time
+from pathlib import Path
+
+
+def start_dbt_and_leave(target):
+    from orchestration.transform.project import dbt_cli
+
+    endless = "select count(*) as n from range(1000000000000) as t(i) where i % 7 = 3"
+    invocation = dbt_cli().cli(["show", "--inline", endless], target_path=Path(target))
+    for line in invocation.process.stdout:
+        if json.loads(line)["info"]["name"] == "ConcurrencyLine":  # dbt is about to run the query
+            break
+    time.sleep(1.0)
+
+
+if __name__ == "__main__":
+    if sys.argv[2] == "spawned":  # as Dagster's run worker: a multiprocessing child
+        child = multiprocessing.get_context("spawn").Process(target=start_dbt_and_leave, args=(sys.argv[1],))
+        child.start()
+        child.join(120)
+        sys.exit(child.exitcode)
+    start_dbt_and_leave(sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("process", ["plain", "spawned"])
 def test_a_process_that_exits_with_dbt_running_stops_it_as_an_interrupt_does(
-    warehouse: Path, tmp_path: Path
+    process: str, warehouse: Path, tmp_path: Path
 ) -> None:
     # A run terminated from the Dagster UI can end its process without dagster-dbt forwarding the
-    # interrupt; dbt's thread (a daemon) would die mid-statement. The exit interrupts dbt and waits.
+    # interrupt. dbt's thread (a daemon) would die mid-statement at exit; in a multiprocessing child,
+    # multiprocessing's exit handler first ended dbt's thread pool and dbt hung for good. The exit
+    # interrupts dbt and waits for it, as Ctrl-C does: run results written, the command ended.
+    script = tmp_path / "leave_dbt_running.py"
+    script.write_text(_LEAVE_DBT_RUNNING)
     target = tmp_path / "target"
-    script = textwrap.dedent(
-        f"""
-        import json, time
-        from pathlib import Path
-        from orchestration.transform.project import dbt_cli
-        endless = "select count(*) as n from range(1000000000000) as t(i) where i % 7 = 3"
-        invocation = dbt_cli().cli(["show", "--inline", endless], target_path=Path({str(target)!r}))
-        for line in invocation.process.stdout:
-            if json.loads(line)["info"]["name"] == "ConcurrencyLine":
-                break
-        time.sleep(1.0)
-        """
-    )
     started = time.monotonic()
-    subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, check=True, timeout=120)
-    assert time.monotonic() - started < 90
+    subprocess.run(
+        [sys.executable, str(script), str(target), process],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        check=True,
+        timeout=120,
+    )
     log = [json.loads(line)["info"] for line in (target / "dbt.log").read_text().splitlines()]
     assert any(
         event["name"] == "CommandCompleted" and "`cli show` failed" in event["msg"] for event in log
     ), log[-3:]
     assert (target / "run_results.json").exists()
+    assert time.monotonic() - started < 25  # the exit waits up to 30 s for a dbt that does not end
 
 
 def test_relative_target_and_log_paths_are_the_dbt_projects_as_for_the_subprocess() -> None:

@@ -32,6 +32,7 @@ import atexit
 import ctypes
 import gc
 import json
+import multiprocessing.util
 import os
 import queue
 import signal
@@ -105,6 +106,7 @@ class InProcessDbt:
         self._quiet = not {"--quiet", "-q"}.isdisjoint(self._dbt_args)
         self._interruptible = False
         self._interrupt_lock = threading.Lock()
+        self._pid = os.getpid()
         self._thread = threading.Thread(target=self._run, name="dbt", daemon=True)
         _running.add(self)
         self._thread.start()
@@ -187,16 +189,22 @@ class InProcessDbt:
 _running: set[InProcessDbt] = set()
 
 
-@atexit.register
 def _stop_dbt_left_running() -> None:
     """A process that exits with dbt still running (daemon threads die mid-statement at exit)
     interrupts it first and waits for it to end as it does on Ctrl-C: run results written, queries
-    cancelled, the warehouse closed."""
-    left_running = list(_running)
+    cancelled, the warehouse closed. Not in a forked child: dbt's thread is its parent's."""
+    left_running = [dbt for dbt in _running if dbt._pid == os.getpid()]
     for dbt in left_running:
         dbt.send_signal(signal.SIGINT)
     for dbt in left_running:
         dbt._thread.join(_EXIT_WAIT_SECONDS)
+
+
+# A Dagster run worker is a multiprocessing child: when its run ends, multiprocessing's exit handler
+# terminates thread pools (dbt runs its nodes in one, exit priority 15) before any atexit handler, and
+# dbt then waits for a node that never finishes. A higher priority runs first; atexit covers the rest.
+multiprocessing.util.Finalize(None, _stop_dbt_left_running, exitpriority=100)
+atexit.register(_stop_dbt_left_running)
 
 
 def _set_async_exception(thread_id: int, exception: type[BaseException] | None) -> None:
