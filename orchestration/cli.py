@@ -298,7 +298,18 @@ def _ui(args: argparse.Namespace, settings: Settings) -> int:
     # `dagster dev` warns on every start that `dg dev` (dagster-dg-cli, not installed) supersedes it.
     quiet = "ignore:Function `dev_command` is superseded"
     warnings = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
-    return subprocess.call(command, cwd=PROJECT_ROOT, env=os.environ | {"PYTHONWARNINGS": warnings})
+    ui = subprocess.Popen(command, cwd=PROJECT_ROOT, env=os.environ | {"PYTHONWARNINGS": warnings})
+    try:
+        return ui.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached `dagster dev` as well (the terminal's process group): let it stop its
+        # webserver, daemon and code server instead of killing it, and end without a traceback.
+        try:
+            ui.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            ui.terminate()
+            ui.wait()
+        return 130
 
 
 def _docs(args: argparse.Namespace, settings: Settings) -> int:
