@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -163,6 +164,10 @@ def _run_job(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.summary import EXIT_CODES, render_text
 
     print(json.dumps(outcome, default=str, indent=2) if args.json else render_text(outcome))
+    # Python's exit would walk the run's every object (Dagster's, dbt's manifest) for reference cycles
+    # to free, about 1 s at 100 orders, for memory the process hands back anyway: nothing is left to
+    # flush or close (the run closed its files and DuckDB connections; tests/test_run_output.py).
+    gc.freeze()
     return EXIT_CODES[outcome["outcome"]]
 
 
@@ -187,6 +192,9 @@ def _execute(
     from orchestration.summary import collect_run_summary
     from orchestration.transform.assets import order_audit_dbt_assets
 
+    # The definitions live as long as the run: the cycle collector need not walk them again and again
+    # (its full passes took 1.2 s of a 100-order run, 0.75 s after this).
+    gc.freeze()
     run_config: dict[str, object] = {}
     if args.as_of or args.sla_hours is not None:
         audit_config: dict[str, object] = {}

@@ -89,3 +89,28 @@ def test_the_project_storage_writes_what_dagsters_own_storage_reads(tmp_path: Pa
         assert list(pooled.all_logs(run_id)) == []
     finally:
         pooled.dispose()
+
+
+def test_the_storage_asks_sqlite_for_a_table_until_it_is_there(tmp_path: Path, monkeypatch) -> None:
+    """Dagster asks `has_table` for every asset check event; the answer is remembered once it is yes."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+    asked: list[str] = []
+    dagsters_own = SqliteEventLogStorage.has_table
+
+    def counted(storage: SqliteEventLogStorage, table_name: str) -> bool:
+        asked.append(table_name)
+        return dagsters_own(storage, table_name)
+
+    monkeypatch.setattr(SqliteEventLogStorage, "has_table", counted)
+    pooled = instance_at(home)
+    try:
+        storage = pooled.event_log_storage
+        assert storage.supports_asset_checks and storage.supports_asset_checks
+        assert not storage.has_table("no_such_table") and not storage.has_table("no_such_table")
+        assert asked == ["asset_check_executions", "no_such_table", "no_such_table"]
+        _run_the_job(pooled)  # its check event finds the table without asking SQLite again
+        assert asked.count("asset_check_executions") == 1
+    finally:
+        pooled.dispose()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +85,24 @@ def test_the_asset_graph_matches_the_snapshot() -> None:
             f"`{UPDATE_VARIABLE}=1 .venv/bin/pytest -n 0 tests/test_definitions.py` and commit the "
             f"snapshot.\n{diff}"
         )
+
+
+def test_the_gx_fork_server_imports_no_dagster() -> None:
+    """The fork server imports GX for the validation children; the quality package loads its Dagster
+    definitions only when asked (`orchestration.quality.defs`), so the server does not import Dagster."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, orchestration.quality.forkserver_preload;"
+            " print(sorted({name.split('.')[0] for name in sys.modules} & {'dagster', 'great_expectations'}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    )
+    assert loaded.stdout.split() == ["['great_expectations']"], loaded.stdout + loaded.stderr
+    from orchestration import quality
+
+    assert isinstance(quality.defs, Definitions) and quality.defs.asset_checks

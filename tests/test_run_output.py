@@ -46,6 +46,8 @@ def test_a_run_reads_like_a_progress_report_and_json_serves_schedulers(tmp_path:
     log_file = Path(log_line.split(": ", 1)[1])
     log_text = log_file.read_text()
     assert "STEP_START" in log_text, "Dagster's events are in the log file"
+    assert "RUN_SUCCESS" in log_text, "the log file is complete when the process has exited"
+    assert not Path(f"{env.warehouse}.wal").exists(), "the run closed the warehouse before it exited"
     assert "START sql" in log_text, "dbt's node log is in the log file"
 
     required_sources = ("inventory_movements", "orders", "payments")
