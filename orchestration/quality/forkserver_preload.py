@@ -14,6 +14,7 @@ key the server never reads), so naming a main file here is the simplest thing th
 longer does, delete the three lines below and preload `orchestration.quality.runner` directly.
 """
 
+import gc
 import sys
 
 _main = sys.modules["__main__"]
@@ -21,8 +22,6 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
     _main.__file__ = "<multiprocessing fork server>"
 
 import orchestration.quality.runner  # noqa: E402,F401  (the slow import this module exists for)
-
-import gc  # noqa: E402
 
 # The children forked from here never free GX's modules: the cycle collector need not walk them again.
 gc.freeze()
