@@ -183,3 +183,42 @@ def test_dbt_runs_as_a_subprocess_where_in_process_would_differ(
     monkeypatch.setenv("ORDER_AUDIT_DBT_IN_PROCESS", "false")
     assert not runs_in_process(dbt_executable())
     assert not runs_in_process("/somewhere/else/bin/dbt")
+
+
+def test_the_warm_up_parse_keeps_a_new_warehouses_parse_state_and_a_build_waits_for_it(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestration.transform import prewarm
+    from orchestration.transform.project import _parse_state_of_this_warehouse, dbt_project
+
+    target_root = dbt_project.project_dir / dbt_project.target_path
+    stale = target_root / f"{prewarm.TARGET_PREFIX}-left-by-a-killed-run"
+    stale.mkdir(parents=True, exist_ok=True)
+    os.utime(stale, (time.time() - 2 * prewarm.STALE_AFTER_SECONDS,) * 2)
+    state = _parse_state_of_this_warehouse()
+    assert not state.exists(), "a new warehouse path has no parse state yet"
+
+    monkeypatch.setattr(prewarm, "_prewarm", None)
+    prewarm.start_prewarm(dbt_executable())
+    warming = prewarm._prewarm
+    assert warming is not None
+    prewarm.start_prewarm(dbt_executable())
+    assert prewarm._prewarm is warming, "one warm-up per process"
+    invocation = dbt_cli().cli(["seed", "--select", "exception_codes"], target_path=tmp_path / "seed")
+    assert not warming.is_alive(), "a dbt command starts once the warm-up has ended"
+    assert state.exists(), "the warm-up's full parse is this warehouse's parse state"
+    assert not stale.exists() and not [
+        folder for folder in target_root.glob(f"{prewarm.TARGET_PREFIX}-*") if folder.is_dir()
+    ]
+    assert invocation.is_successful()
+    log = (tmp_path / "seed" / "dbt.log").read_text()
+    assert "Unable to do partial parsing" not in log and "Partial parsing enabled" in log
+
+
+def test_no_warm_up_where_dbt_runs_as_a_subprocess(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestration.transform import prewarm
+
+    monkeypatch.setenv("ORDER_AUDIT_DBT_IN_PROCESS", "false")
+    monkeypatch.setattr(prewarm, "_prewarm", None)
+    prewarm.start_prewarm(dbt_executable())
+    assert prewarm._prewarm is None

@@ -35,6 +35,8 @@ from orchestration.quality.launcher import validate_in_subprocess
 from orchestration.quality.resource import GxValidator
 from orchestration.quality.results import ExpectationOutcome, all_passed_since, append_results
 from orchestration.quality.suites import ExpectationSpec, load_specs
+from orchestration.transform.prewarm import start_prewarm
+from orchestration.transform.project import dbt_executable
 
 STAGE_DESCRIPTIONS = {
     "raw": "Great Expectations suites on the raw landing tables (structure, row conservation per file).",
@@ -113,6 +115,9 @@ def build_stage_checks(stage: str, specs: Sequence[ExpectationSpec]) -> AssetChe
             with warehouse.get_connection() as con:
                 loaded_after = all_passed_since(con, [spec.name for spec in selected])
         scope = "every row" if loaded_after is None else f"raw rows loaded after {loaded_after.isoformat()}"
+        if stage == "raw":
+            # This process only waits for the GX child: in-process dbt warms up meanwhile for the build.
+            start_prewarm(dbt_executable())
         launch = validate_in_subprocess(
             Path(warehouse.database),
             selected,

@@ -18,7 +18,8 @@ renames them or changes their signatures (the speed-up would silently go) and ch
 `DbtCliResource` in `orchestration.transform.project.dbt_cli`.
 
 It also runs dbt inside the calling process where it can (`orchestration.transform.in_process`:
-0.5-1.5 s less per dbt build; ORDER_AUDIT_DBT_IN_PROCESS=false turns it off).
+0.5-1.5 s less per dbt build; ORDER_AUDIT_DBT_IN_PROCESS=false turns it off), warmed up by a `dbt
+parse` in the background while the raw-stage GX checks run (`orchestration.transform.prewarm`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 from packaging.version import Version
 
 from orchestration.transform.in_process import in_process_subprocess_module, runs_in_process
+from orchestration.transform.prewarm import wait_for_prewarm
 
 
 class OrderAuditDbtCli(DbtCliResource):
@@ -56,6 +58,7 @@ class OrderAuditDbtCli(DbtCliResource):
 
     def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
         """dagster-dbt's `cli()`, with dbt run in this process when it can be (`in_process`)."""
+        wait_for_prewarm()
         if not runs_in_process(self.dbt_executable):
             return super().cli(args, **kwargs)
         real_subprocess = dagster_dbt_invocation.subprocess
