@@ -222,3 +222,51 @@ def test_no_warm_up_where_dbt_runs_as_a_subprocess(warehouse: Path, monkeypatch:
     monkeypatch.setattr(prewarm, "_prewarm", None)
     prewarm.start_prewarm(dbt_executable())
     assert prewarm._prewarm is None
+
+
+_PROFILE_AFTER_DBT = """
+import json, signal, sys, time
+from pathlib import Path
+
+from orchestration.transform.project import dbt_cli
+
+target = Path(sys.argv[1])
+finished = dbt_cli().cli(["seed", "--select", "exception_codes"], target_path=target / "seed")
+assert finished.process.wait(timeout=120) == 0
+endless = "select count(*) as n from range(1000000000000) as t(i) where i % 7 = 3"
+interrupted = dbt_cli().cli(["show", "--inline", endless], target_path=target / "show", raise_on_error=False)
+for line in interrupted.process.stdout:
+    if json.loads(line)["info"]["name"] == "ConcurrencyLine":
+        break
+time.sleep(0.5)
+interrupted.process.send_signal(signal.SIGINT)
+assert interrupted.process.wait(timeout=60) == 2
+
+
+def numbers():
+    yield from range(3)
+
+
+sys.setprofile(lambda *_: None)  # as cProfile, coverage or a debugger do
+print(list(numbers()), flush=True)
+"""
+
+
+def test_a_profiler_still_works_after_in_process_dbt_ran_and_was_interrupted(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    # Dropping a pending asynchronous exception (PyThreadState_SetAsyncExc with NULL) left CPython
+    # 3.11's pending flag set: with a profile function, the next generator resumption looped for ever.
+    script = tmp_path / "profile_after_dbt.py"
+    script.write_text(_PROFILE_AFTER_DBT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[0, 1, 2]"

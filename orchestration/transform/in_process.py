@@ -143,9 +143,14 @@ class InProcessDbt:
         try:
             result = runner.invoke(self._dbt_args)
         finally:
-            with self._interrupt_lock:
-                self._interruptible = False
-                _set_async_exception(threading.get_ident(), None)  # one not raised yet: dropped
+            try:
+                with self._interrupt_lock:
+                    self._interruptible = False
+                # An interrupt sent as dbt ended, not raised yet, is raised as a function starts:
+                # taken here, it clears the interpreter's pending flag (`_set_async_exception`).
+                _nothing()
+            except KeyboardInterrupt:
+                pass
         if isinstance(result.exception, KeyboardInterrupt):
             self.stdout.put(_error_line("dbt was interrupted"))
             return 2
@@ -207,12 +212,19 @@ multiprocessing.util.Finalize(None, _stop_dbt_left_running, exitpriority=100)
 atexit.register(_stop_dbt_left_running)
 
 
-def _set_async_exception(thread_id: int, exception: type[BaseException] | None) -> None:
-    """Raise `exception` in the thread at its next Python instruction (None: drop a pending one);
-    CPython's `PyThreadState_SetAsyncExc`, the one way to interrupt a thread that is not the main one."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), None if exception is None else ctypes.py_object(exception)
-    )
+def _set_async_exception(thread_id: int, exception: type[BaseException]) -> None:
+    """Raise `exception` in the thread at its next Python instruction: CPython's
+    `PyThreadState_SetAsyncExc`, the one way to interrupt a thread that is not the main one.
+
+    Never called to drop a pending exception (`exception` NULL): CPython 3.11 then leaves its
+    interpreter-wide "asynchronous exception pending" flag set, and any profiler or debugger
+    (cProfile, coverage, pdb) afterwards loops for ever at the next generator resumption. A pending
+    exception is taken instead (`InProcessDbt._invoke`)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exception))
+
+
+def _nothing() -> None:
+    return None
 
 
 def _close_warehouse() -> None:
