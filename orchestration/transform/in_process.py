@@ -194,6 +194,11 @@ class InProcessDbt:
 _running: set[InProcessDbt] = set()
 
 
+def dbt_is_running() -> bool:
+    """Whether an in-process dbt command of this process has not ended yet."""
+    return any(dbt._pid == os.getpid() for dbt in list(_running))
+
+
 def _stop_dbt_left_running() -> None:
     """A process that exits with dbt still running (daemon threads die mid-statement at exit)
     interrupts it first and waits for it to end as it does on Ctrl-C: run results written, queries

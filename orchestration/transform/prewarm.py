@@ -42,9 +42,9 @@ _prewarm_lock = threading.Lock()
 def start_prewarm(dbt_executable: str) -> None:
     """Start the warm-up parse in a thread, once per process, where dbt runs in this process."""
     global _prewarm
-    from orchestration.transform.in_process import runs_in_process
+    from orchestration.transform.in_process import dbt_is_running, runs_in_process
 
-    if not runs_in_process(dbt_executable):
+    if not runs_in_process(dbt_executable) or dbt_is_running():
         return
     with _prewarm_lock:
         if _prewarm is not None:
@@ -66,9 +66,10 @@ def _parse() -> None:
     from orchestration.transform.assets import AuditConfig
     from orchestration.transform.project import dbt_project, invocation_target, keep_partial_parse
 
-    _remove_stale_targets(dbt_project.project_dir / dbt_project.target_path)
-    target = invocation_target(TARGET_PREFIX, uuid.uuid4().hex)
+    target: Path | None = None
     try:
+        _remove_stale_targets(dbt_project.project_dir / dbt_project.target_path)
+        target = invocation_target(TARGET_PREFIX, uuid.uuid4().hex)
         # The build's vars when the run's config does not set its own (the parse state records them).
         dbt_vars = AuditConfig().dbt_vars(Settings.from_env())
         result = dbtRunner().invoke(
@@ -98,7 +99,8 @@ def _parse() -> None:
     except Exception:  # only a speed-up: the build does the same work and reports any error
         logger.debug("dbt warm-up parse failed", exc_info=True)
     finally:
-        shutil.rmtree(target, ignore_errors=True)
+        if target is not None:
+            shutil.rmtree(target, ignore_errors=True)
 
 
 def _remove_stale_targets(target_root: Path) -> None:
