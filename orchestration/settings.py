@@ -266,7 +266,8 @@ VARIABLES: tuple[Variable, ...] = (
         _yes_or_no,
         "true: a Dagster run's dbt commands run inside its process, where dbt is already imported (0.5-1.5 s"
         " less per dbt build than a `dbt` subprocess), when they can (the `duckdb` target, an absolute"
-        " ORDER_AUDIT_WAREHOUSE: `order-audit` exports one); false: always a `dbt` subprocess",
+        " ORDER_AUDIT_WAREHOUSE: `order-audit` exports one), and dbt warms up (a `dbt parse` in a thread)"
+        " while the raw-stage GX checks run; false: always a `dbt` subprocess, no warm-up",
     ),
     _path_variable(
         "ORDER_AUDIT_RAW_PARQUET_DIR",
