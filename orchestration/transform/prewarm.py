@@ -55,9 +55,8 @@ def start_prewarm(dbt_executable: str) -> None:
 
 def wait_for_prewarm() -> None:
     """Let the warm-up end before another dbt command of this process starts."""
-    thread = _prewarm
-    if thread is not None and thread is not threading.current_thread():
-        thread.join()
+    if _prewarm is not None:
+        _prewarm.join()
 
 
 def _parse() -> None:
