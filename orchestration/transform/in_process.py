@@ -194,16 +194,21 @@ class InProcessDbt:
 _running: set[InProcessDbt] = set()
 
 
+def _running_here() -> list[InProcessDbt]:
+    """The in-process dbt commands of this process not ended yet (a forked child inherits its
+    parent's set, not the parent's dbt threads)."""
+    return [dbt for dbt in list(_running) if dbt._pid == os.getpid()]
+
+
 def dbt_is_running() -> bool:
-    """Whether an in-process dbt command of this process has not ended yet."""
-    return any(dbt._pid == os.getpid() for dbt in list(_running))
+    return bool(_running_here())
 
 
 def _stop_dbt_left_running() -> None:
     """A process that exits with dbt still running (daemon threads die mid-statement at exit)
     interrupts it first and waits for it to end as it does on Ctrl-C: run results written, queries
-    cancelled, the warehouse closed. Not in a forked child: dbt's thread is its parent's."""
-    left_running = [dbt for dbt in _running if dbt._pid == os.getpid()]
+    cancelled, the warehouse closed."""
+    left_running = _running_here()
     for dbt in left_running:
         dbt.send_signal(signal.SIGINT)
     for dbt in left_running:
