@@ -5,9 +5,14 @@ both for every event it stores, and a step's asset and check events are stored t
 shard and the cross-run index). A run of this project stores about 620 events: that cost 12 s of a
 100-order run on this machine under load (25 ms an event; 11.6 ms with this class). This storage keeps one engine per
 shard (a few shards a process: the index and the runs it writes or reads), so an event costs one
-INSERT and one commit. The files, their schema and their journal mode are Dagster's own: the UI,
-the daemon and `dagster` commands read them as before, and a DAGSTER_HOME written by either class
+INSERT and one commit. The files, their schema and their journal mode (WAL) are Dagster's own: the
+UI, the daemon and `dagster` commands read them as before, and a DAGSTER_HOME written by either class
 works with the other.
+
+Its connections commit with `synchronous=NORMAL`, SQLite's recommended setting for WAL: a commit
+no longer waits for the disk (an fsync per event, 1.1 s of a 100-order run), the database stays
+consistent after any crash, and a process that dies loses nothing; only a power cut or an operating
+system crash can lose the events of the last moments, as the run then fails anyway.
 
 `orchestration/dagster.yaml` selects it (`storage: custom:`); its base folder is DAGSTER_HOME,
 as for Dagster's default storage.
@@ -30,6 +35,12 @@ from dagster._serdes import ConfigurableClassData
 from sqlalchemy.pool import StaticPool
 
 OPEN_SHARDS = 8  # engines kept open; the least recently used one is disposed beyond that
+
+
+def _commit_without_waiting_for_the_disk(dbapi_connection: Any, _record: Any) -> None:
+    # WAL is what Dagster sets on its files too, after this connection opens a new shard's file
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -58,6 +69,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 poolclass=StaticPool,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             )
+            db.event.listen(engine, "connect", _commit_without_waiting_for_the_disk)
             self._engines[shard] = engine
             while len(self._engines) > OPEN_SHARDS:
                 _, oldest = self._engines.popitem(last=False)

@@ -7,6 +7,7 @@ Dagster's own SQLite storage, on the same folder, then reads the same run, event
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 from dagster import (
@@ -114,3 +115,24 @@ def test_the_storage_asks_sqlite_for_a_table_until_it_is_there(tmp_path: Path, m
         assert asked.count("asset_check_executions") == 1
     finally:
         pooled.dispose()
+
+
+def test_the_event_log_commits_in_wal_mode_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    """Every shard the storage opens, new ones included (a run's shard is new), is in WAL mode with
+    `synchronous=NORMAL` (1); Dagster's own storage opens the same files with its defaults."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+    pooled = instance_at(home)
+    try:
+        run_id = _run_the_job(pooled)
+        storage = pooled.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        for shard in ("index", run_id):
+            with storage._connect(shard) as conn:
+                assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("pragma synchronous").scalar() == 1
+    finally:
+        pooled.dispose()
+    with sqlite3.connect(home / "history" / "runs" / f"{run_id}.db") as plain:
+        assert plain.execute("pragma journal_mode").fetchone() == ("wal",)
