@@ -215,6 +215,62 @@ def test_the_warm_up_parse_keeps_a_new_warehouses_parse_state_and_a_build_waits_
     assert "Unable to do partial parsing" not in log and "Partial parsing enabled" in log
 
 
+# The seed and its own tests only (the mart's relationship tests to it need the mart).
+BUILD_THE_SEED = ["build", "--select", "exception_codes", "--indirect-selection", "cautious"]
+
+
+def test_the_build_after_the_warm_up_takes_its_manifest_and_the_next_command_parses_again(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestration.transform import prewarm
+
+    monkeypatch.setattr(prewarm, "_prewarm", None)
+    monkeypatch.setattr(prewarm, "_parsed", None)
+    prewarm.start_prewarm(dbt_executable())
+    first = dbt_cli().cli(BUILD_THE_SEED, target_path=tmp_path / "first")
+    assert first.is_successful()
+    log = (tmp_path / "first" / "dbt.log").read_text()
+    assert "Partial parsing enabled" not in log and "Unable to do partial parsing" not in log, "no parse"
+    results = json.loads((tmp_path / "first" / "run_results.json").read_text())
+    manifest = json.loads((tmp_path / "first" / "manifest.json").read_text())
+    assert results["results"] and {r["status"] for r in results["results"]} <= {"success", "pass"}
+    assert manifest["metadata"]["invocation_id"] == results["metadata"]["invocation_id"]
+
+    second = dbt_cli().cli(BUILD_THE_SEED, target_path=tmp_path / "second")
+    assert second.is_successful()
+    assert "Partial parsing enabled" in (tmp_path / "second" / "dbt.log").read_text(), "used once"
+
+
+def test_only_a_build_whose_parse_is_the_warm_ups_takes_its_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestration.transform import prewarm
+
+    project = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    flags = ["--select", "fqn:*", "--exclude-resource-type", "unit_test", "--log-format", "json", "--quiet"]
+    parsed = object()
+
+    def taken(warm_up_vars: dict[str, object], command: list[str]) -> bool:
+        warm_up = prewarm._parse_inputs(["build", *project, "--vars", json.dumps(warm_up_vars)])
+        monkeypatch.setattr(prewarm, "_parsed", (parsed, warm_up))
+        took = prewarm.take_manifest(command) is parsed
+        assert prewarm.take_manifest(["build", *project]) is None, "once"
+        return took
+
+    as_of = {"audit_as_of": "2026-11-10"}
+    as_of_vars = ["--vars", json.dumps(as_of)]
+    relative = ["--project-dir", os.path.relpath(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    another_project = ["--project-dir", str(PROJECT_ROOT), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    assert taken({}, ["build", *flags, *project])
+    assert taken(as_of, ["build", *as_of_vars, *project])
+    assert taken({}, ["build", *relative])
+    assert not taken({}, ["build", *as_of_vars, *project])
+    assert not taken(as_of, ["build", *project])
+    assert not taken({}, ["build", "--vars", "audit_as_of: '2026-11-10'", *project]), "YAML: not compared"
+    assert not taken({}, ["build", "--target", "spark", *project])
+    assert not taken({}, ["build", *another_project])
+    assert not taken({}, ["seed", *project])
+    assert not taken({}, ["build", "--select"])
+
+
 def test_no_warm_up_where_dbt_runs_as_a_subprocess(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from orchestration.transform import prewarm
 

@@ -19,7 +19,8 @@ renames them or changes their signatures (the speed-up would silently go) and ch
 
 It also runs dbt inside the calling process where it can (`orchestration.transform.in_process`:
 0.5-1.5 s less per dbt build; ORDER_AUDIT_DBT_IN_PROCESS=false turns it off), warmed up by a `dbt
-parse` in the background while the raw-stage GX checks run (`orchestration.transform.prewarm`).
+parse` in the background while the raw-stage GX checks run, whose manifest the build then takes
+(`orchestration.transform.prewarm`).
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ import sys
 import threading
 import types
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,7 @@ class InProcessDbt:
         self._quiet = not {"--quiet", "-q"}.isdisjoint(self._dbt_args)
         self._interruptible = False
         self._interrupt_lock = threading.Lock()
+        self._manifest_to_stamp: Any = None
         self._pid = os.getpid()
         self._thread = threading.Thread(target=self._run, name="dbt", daemon=True)
         _running.add(self)
@@ -114,6 +116,9 @@ class InProcessDbt:
     def _on_event(self, message: Any) -> None:
         from dbt_common.events.functions import msg_to_dict
 
+        if self._manifest_to_stamp is not None:  # the invocation has its id now: its first event
+            _stamp_as_this_invocations(self._manifest_to_stamp)
+            self._manifest_to_stamp = None
         if message.info.level in _LEVELS_NOT_PRINTED:
             return
         if self._quiet and message.info.level != "error" and message.info.name != "PrintEvent":
@@ -137,7 +142,11 @@ class InProcessDbt:
         call, before the warehouse is closed."""
         from dbt.cli.main import dbtRunner
 
-        runner = dbtRunner(callbacks=[self._on_event])
+        from orchestration.transform.prewarm import take_manifest
+
+        manifest = take_manifest(self._dbt_args)
+        self._manifest_to_stamp = manifest
+        runner = dbtRunner(manifest=manifest, callbacks=[self._on_event])
         with self._interrupt_lock:
             self._interruptible = True
         try:
@@ -220,6 +229,16 @@ def _stop_dbt_left_running() -> None:
 # dbt then waits for a node that never finishes. A higher priority runs first; atexit covers the rest.
 multiprocessing.util.Finalize(None, _stop_dbt_left_running, exitpriority=100)
 atexit.register(_stop_dbt_left_running)
+
+
+def _stamp_as_this_invocations(manifest: Any) -> None:
+    """A manifest parsed by an earlier invocation (the warm-up's), as dbt stamps one it reuses from
+    its parse state: the current invocation's id and time (manifest.json matches run_results.json)."""
+    from dbt_common.invocation import get_invocation_id, get_invocation_started_at
+
+    manifest.metadata.invocation_id = get_invocation_id()
+    manifest.metadata.invocation_started_at = get_invocation_started_at()
+    manifest.metadata.generated_at = datetime.now(UTC).replace(tzinfo=None)
 
 
 def _set_async_exception(thread_id: int, exception: type[BaseException]) -> None:
