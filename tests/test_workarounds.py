@@ -123,6 +123,41 @@ def test_gx_still_runs_an_sql_expectation_twice_and_the_patch_once(tmp_path: Pat
     )
 
 
+# ------------------------------------------------------------------ GX Data Docs: orchestration/quality/docs_templates.py
+
+# Templates that render without a document and without the time of day (top_navbar.j2 stamps its links).
+_TEMPLATES_WITHOUT_CONTEXT = ("sidebar.j2", "table_of_contents.j2", "page_action_card.j2", "js_script_imports.j2")
+
+
+def test_gx_still_compiles_its_templates_per_view_and_the_shared_ones_render_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from great_expectations.render.view.view import DefaultJinjaPageView, DefaultJinjaView
+
+    from orchestration.quality import docs_templates
+
+    monkeypatch.setattr(DefaultJinjaView, "__init__", docs_templates._gx_view_init)  # GX's own
+    first, second = DefaultJinjaPageView(), DefaultJinjaPageView()
+    assert (
+        first.env is not second.env and first.env.bytecode_cache is None and second.env.bytecode_cache is None
+    ), "GX shares compiled templates between its views now: delete orchestration/quality/docs_templates.py"
+    by_gx = {name: first.env.get_template(name).render() for name in _TEMPLATES_WITHOUT_CONTEXT}
+
+    docs_templates.share_compiled_templates(warm=True)
+    assert len(docs_templates.SHARED_CACHE) >= 40, "every GX template is compiled once"
+    compiled_again: list[str] = []
+    dump = docs_templates.SHARED_CACHE.dump_bytecode
+    monkeypatch.setattr(
+        docs_templates.SHARED_CACHE,
+        "dump_bytecode",
+        lambda bucket: (compiled_again.append(bucket.key), dump(bucket)),
+    )
+    shared = DefaultJinjaPageView()
+    assert shared.env.bytecode_cache is docs_templates.SHARED_CACHE
+    assert {name: shared.env.get_template(name).render() for name in _TEMPLATES_WITHOUT_CONTEXT} == by_gx
+    assert compiled_again == [], "a new view loads the compiled templates"
+
+
 # ------------------------------------------------------------------ pyspark and the fork server: forkserver_preload.py
 
 

@@ -22,6 +22,9 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
     _main.__file__ = "<multiprocessing fork server>"
 
 import orchestration.quality.runner  # noqa: E402,F401  (the slow import this module exists for)
+from orchestration.quality.docs_templates import share_compiled_templates  # noqa: E402
+
+share_compiled_templates(warm=True)  # every child's Data Docs start from GX's compiled templates
 
 # The children forked from here never free GX's modules: the cycle collector need not walk them again.
 gc.freeze()

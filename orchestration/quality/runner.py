@@ -34,7 +34,7 @@ from great_expectations.data_context import AbstractDataContext  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration  # noqa: E402
 
-from orchestration.quality import gx_patch, outcomes  # noqa: E402
+from orchestration.quality import docs_templates, gx_patch, outcomes  # noqa: E402
 from orchestration.quality.docs import SUMMARY_FILE  # noqa: E402
 from orchestration.quality.results import SAMPLE_SIZE, ExpectationOutcome, ValidationReport  # noqa: E402
 from orchestration.quality.suites import Batch, ExpectationSpec  # noqa: E402
@@ -244,6 +244,7 @@ def validate(
     those loads wrote (`raw_scope`, `scoped_raw_query`); the others read whole tables.
     """
     gx_patch.apply()
+    docs_templates.share_compiled_templates()
     started_at = datetime.now(UTC)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
