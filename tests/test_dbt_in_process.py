@@ -248,9 +248,17 @@ def test_only_a_build_whose_parse_is_the_warm_ups_takes_its_manifest(monkeypatch
     flags = ["--select", "fqn:*", "--exclude-resource-type", "unit_test", "--log-format", "json", "--quiet"]
     parsed = object()
 
-    def taken(warm_up_vars: dict[str, object], command: list[str]) -> bool:
-        warm_up = prewarm._parse_inputs(["build", *project, "--vars", json.dumps(warm_up_vars)])
-        monkeypatch.setattr(prewarm, "_parsed", (parsed, warm_up))
+    def taken(
+        warm_up_vars: dict[str, object],
+        command: list[str],
+        *,
+        started: float | None = None,
+        **environment: str,
+    ) -> bool:
+        inputs = prewarm._parse_inputs(["build", *project, "--vars", json.dumps(warm_up_vars)])
+        assert inputs is not None
+        warm_up = prewarm._WarmUp(parsed, inputs, {**os.environ, **environment}, started or time.time())
+        monkeypatch.setattr(prewarm, "_parsed", warm_up)
         took = prewarm.take_manifest(command) is parsed
         assert prewarm.take_manifest(["build", *project]) is None, "once"
         return took
@@ -269,6 +277,10 @@ def test_only_a_build_whose_parse_is_the_warm_ups_takes_its_manifest(monkeypatch
     assert not taken({}, ["build", *another_project])
     assert not taken({}, ["seed", *project])
     assert not taken({}, ["build", "--select"])
+    assert not taken({}, ["build", *project], ORDER_AUDIT_WAREHOUSE="/another/warehouse.duckdb"), (
+        "environment"
+    )
+    assert not taken({}, ["build", *project], started=1.0), "a project file changed after the warm-up started"
 
 
 def test_no_warm_up_where_dbt_runs_as_a_subprocess(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -126,7 +126,12 @@ def test_gx_still_runs_an_sql_expectation_twice_and_the_patch_once(tmp_path: Pat
 # ------------------------------------------------------------------ GX Data Docs: orchestration/quality/docs_templates.py
 
 # Templates that render without a document and without the time of day (top_navbar.j2 stamps its links).
-_TEMPLATES_WITHOUT_CONTEXT = ("sidebar.j2", "table_of_contents.j2", "page_action_card.j2", "js_script_imports.j2")
+_TEMPLATES_WITHOUT_CONTEXT = (
+    "sidebar.j2",
+    "table_of_contents.j2",
+    "page_action_card.j2",
+    "js_script_imports.j2",
+)
 
 
 def test_gx_still_compiles_its_templates_per_view_and_the_shared_ones_render_the_same(

@@ -40,12 +40,17 @@ def _project_source_files() -> Iterator[Path]:
             yield Path(folder) / name
 
 
+def newest_source_file_time() -> float:
+    """When a source file of the dbt project last changed (the newest modification time)."""
+    return max(path.stat().st_mtime for path in _project_source_files())
+
+
 def manifest_is_current() -> bool:
     """Whether target/manifest.json is newer than every source file of the dbt project."""
     manifest = dbt_project.manifest_path
     if not manifest.exists():
         return False
-    return manifest.stat().st_mtime >= max(path.stat().st_mtime for path in _project_source_files())
+    return manifest.stat().st_mtime >= newest_source_file_time()
 
 
 def _parse_project(*, unless_current: bool) -> None:
