@@ -17,7 +17,6 @@ cache itself (delete this module and its two callers then) and checks that pages
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import jinja2
@@ -29,18 +28,14 @@ _GX_TEMPLATE_EXTENSION = "j2"
 class _InMemoryBytecodeCache(jinja2.BytecodeCache):
     def __init__(self) -> None:
         self._compiled: dict[str, bytes] = {}
-        self._lock = threading.Lock()
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        with self._lock:
-            compiled = self._compiled.get(bucket.key)
+        compiled = self._compiled.get(bucket.key)
         if compiled is not None:
             bucket.bytecode_from_string(compiled)
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        compiled = bucket.bytecode_to_string()
-        with self._lock:
-            self._compiled[bucket.key] = compiled
+        self._compiled[bucket.key] = bucket.bytecode_to_string()
 
     def __len__(self) -> int:
         return len(self._compiled)
