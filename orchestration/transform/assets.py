@@ -39,6 +39,11 @@ class AuditConfig(Config):
         defaults = dbt_project_vars()
         return {name: value for name, value in wanted.items() if not _same(value, defaults[name])}
 
+    def vars_flag(self, settings: Settings) -> list[str]:
+        """`--vars` with `dbt_vars`, or nothing: the build and its warm-up parse (`prewarm`) pass the same."""
+        dbt_vars = self.dbt_vars(settings)
+        return ["--vars", json.dumps(dbt_vars)] if dbt_vars else []
+
 
 def _same(value: object, default: object) -> bool:
     if isinstance(value, int | float) and isinstance(default, int | float):
@@ -76,14 +81,8 @@ def order_audit_dbt_assets(
             f"dbt would not open the warehouse {settings.warehouse}: set ORDER_AUDIT_WAREHOUSE to an"
             " absolute path, or start Dagster through `order-audit run` / `order-audit ui`"
         )
-    dbt_vars = config.dbt_vars(settings)
     # Unit tests are for development and CI (tests/test_analyses.py runs them), not for every production build.
-    build = [
-        "build",
-        "--exclude-resource-type",
-        "unit_test",
-        *(["--vars", json.dumps(dbt_vars)] if dbt_vars else []),
-    ]
+    build = ["build", "--exclude-resource-type", "unit_test", *config.vars_flag(settings)]
     target = invocation_target(context.op_def.name, context.run.run_id)
     invocation = dbt.cli(build, context=context, target_path=target)
     try:

@@ -165,13 +165,12 @@ def _parse() -> None:
         _remove_stale_targets(dbt_project.project_dir / dbt_project.target_path)
         target = invocation_target(TARGET_PREFIX, uuid.uuid4().hex)
         # The build's vars when the run's config does not set its own (the parse state records them).
-        dbt_vars = AuditConfig().dbt_vars(Settings.from_env())
         inputs = [
             "--project-dir",
             str(dbt_project.project_dir),
             "--profiles-dir",
             str(dbt_project.profiles_dir),
-            *(["--vars", json.dumps(dbt_vars)] if dbt_vars else []),
+            *AuditConfig().vars_flag(Settings.from_env()),
         ]
         result = dbtRunner().invoke(
             [
