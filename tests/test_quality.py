@@ -85,10 +85,14 @@ def assert_fails(outcomes: dict[str, ExpectationOutcome], expected: dict[str, in
 def test_gx_computes_real_values_on_the_warehouse(clean: Path) -> None:
     """With `gx_patch` (GX issue 11579; tests/test_workarounds.py shows it is still needed) GX reads
     the rows: real counts, no N/A."""
-    names = ["raw_orders_line_unique_per_file", "fact_has_every_current_order_once"]
-    patched = run(clean, names)
+    names = [
+        "raw_orders_status_accepted",
+        "raw_orders_line_unique_per_file",
+        "fact_has_every_current_order_once",
+    ]
+    patched = run(clean, names, extra_specs=[STATUS_ACCEPTED])
     raw_orders = query_raw_orders(clean)
-    assert patched["raw_orders_line_unique_per_file"].observed_value["element_count"] == raw_orders
+    assert patched["raw_orders_status_accepted"].observed_value["element_count"] == raw_orders
     for outcome in patched.values():
         assert_computed(outcome)
         assert outcome.success
@@ -118,13 +122,18 @@ def _specs_of(expectation_type: str) -> list[ExpectationSpec]:
     return [s for s in SPECS if s.type == expectation_type and s.blocking]
 
 
+# Each landing line in raw once: SQL checks (`raw_structure.yml`), one per raw table.
+LINE_UNIQUENESS = [s for s in SPECS if s.name.startswith("raw_") and "_unique_per_" in s.name]
+
+
 def _table(spec: ExpectationSpec) -> str:
     assert spec.batch.table is not None
     return spec.batch.table
 
 
 def test_uniqueness_expectations_count_both_duplicated_rows(clean: Path, tmp_path: Path) -> None:
-    specs = _specs_of("expect_column_values_to_be_unique") + _specs_of("expect_compound_columns_to_be_unique")
+    specs = _specs_of("expect_column_values_to_be_unique") + LINE_UNIQUENESS
+    assert len(LINE_UNIQUENESS) == 6
     tables = sorted({_table(s) for s in specs})
     # One whole row duplicated per table duplicates every key of that table once.
     statements = [
@@ -371,11 +380,7 @@ def test_sql_expectation_fails_with_the_right_count(
 
 
 def test_every_blocking_expectation_is_shown_to_fail() -> None:
-    generic = {
-        s.name
-        for kind in ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
-        for s in _specs_of(kind)
-    }
+    generic = {s.name for s in [*_specs_of("expect_column_values_to_be_unique"), *LINE_UNIQUENESS]}
     by_scenario = {name for _, _, expected in SCENARIOS for name, count in expected.items() if count != 0}
     assert BLOCKING - generic - by_scenario == set()
     assert {s.severity for s in SPECS if s.suite == "thresholds"} == {"warning"}
@@ -387,7 +392,7 @@ def test_no_expectation_restates_a_loader_rule_or_a_dbt_contract() -> None:
     column_checks = {"expect_column_values_to_not_be_null", "expect_column_values_to_be_in_set"}
     assert [s.name for s in SPECS if s.type in column_checks] == []
     assert all(s.protects.strip() for s in SPECS)
-    uniqueness = [s for s in SPECS if s.type.endswith("_to_be_unique")]
+    uniqueness = [s for s in SPECS if s.type.endswith("_to_be_unique")] + LINE_UNIQUENESS
     assert {s.batch.table.split(".")[0] for s in uniqueness if s.batch.table} == {"raw"}
 
 
@@ -470,12 +475,10 @@ def test_raw_validation_can_read_only_the_newest_loads(clean: Path, tmp_path: Pa
             f" from raw.orders where rowid = (select max(rowid) from raw.orders where source_file = {last_older_file})",
         ],
     )
-    older_loaded_at, raw_rows, newer_rows, newer_file_rows, untouched_file, two_older_files = query(
+    older_loaded_at, raw_rows, newer_rows, untouched_file, two_older_files = query(
         copy,
         "select (select max(loaded_at) from raw.load_manifest where load_id = 'older'),"
         " (select count(*) from raw.orders), (select count(*) from raw.orders where load_id <> 'older'),"
-        " (select count(*) from raw.orders where source_file in"
-        "  (select source_file from raw.orders where load_id <> 'older')),"
         f" {first_older_file}, {first_older_file} < {last_older_file}",
     )[0]
     assert two_older_files
@@ -486,16 +489,16 @@ def test_raw_validation_can_read_only_the_newest_loads(clean: Path, tmp_path: Pa
         {"raw_orders_status_accepted": 2, "raw_orders_line_unique_per_file": 2, "raw_orders_have_lines": 2},
     )
     assert everything["raw_orders_status_accepted"].observed_value["element_count"] == raw_rows
-    assert everything["raw_orders_line_unique_per_file"].observed_value["element_count"] == raw_rows
     scoped = run(copy, names, loaded_after=older_loaded_at, extra_specs=[STATUS_ACCEPTED])
-    # Row-local checks read the newer load; per-file checks read the files it wrote to, all of them.
+    # Row-local checks read the newer load; per-file checks read the files it wrote to, all of them:
+    # the duplicate's first copy is a row of the older load, in a file the newer load wrote to.
     assert_fails(
         scoped,
         {"raw_orders_status_accepted": 1, "raw_orders_line_unique_per_file": 2, "raw_orders_have_lines": 1},
     )
     assert scoped["raw_orders_status_accepted"].observed_value["element_count"] == newer_rows < raw_rows
-    unique = scoped["raw_orders_line_unique_per_file"].observed_value["element_count"]
-    assert newer_rows < unique == newer_file_rows < raw_rows
+    duplicated = scoped["raw_orders_line_unique_per_file"].unexpected_sample
+    assert len(duplicated) == 2 and duplicated[0] == duplicated[1]
     (missing_lines,) = scoped["raw_orders_have_lines"].unexpected_sample
     assert missing_lines["source_file"] != untouched_file
 
@@ -599,7 +602,7 @@ def test_dagster_checks_block_record_and_build_docs(
     assert unique.blocking and unique.severity.value == "ERROR"
     assert unique.asset_key == AssetKey(["raw", "orders"])
     assert unique.metadata["unexpected_count"].value == 2
-    sample = unique.metadata["unexpected_sample"].value  # from the second, samples-only pass
+    sample = unique.metadata["unexpected_sample"].value  # the SQL check's own rows: both copies
     assert len(sample) == 2 and sample[0] == sample[1]
     assert unique.metadata["expectation"].value == "raw_structure.raw_orders_line_unique_per_file"
     money = evaluations["gx_money_conserved_per_currency"].metadata
@@ -617,11 +620,12 @@ def test_dagster_checks_block_record_and_build_docs(
     assert rows == [("mart", len(SPECS) - raw_count, mart_failed, 1), ("raw", raw_count, len(raw_failed), 1)]
     assert (docs / "index.html").exists()
     assert (docs / "raw" / "index.html").exists() and (docs / "mart" / "index.html").exists()
-    # the failing column check's sample has its own page; passing suites have none
+    # only a failing column check runs again for its sample, on a page of its own; SQL checks (every
+    # failing one here) bring their rows with them, so there is none
     sample_pages = {
         f"{stage}:" + str(path.relative_to(docs / stage / "validations")).split("/__none__/")[0]
         for stage in ("raw", "mart")
         for path in (docs / stage / "validations").rglob("*.html")
         if "samples" in path.parts
     }
-    assert sample_pages == {"raw:raw_structure/raw/orders/samples"}, sample_pages
+    assert sample_pages == set(), sample_pages
