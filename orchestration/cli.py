@@ -8,29 +8,50 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
-from orchestration.settings import PROJECT_ROOT, Settings, SettingsError, settings_table
+from orchestration.settings import (
+    PROJECT_ROOT,
+    Settings,
+    SettingsError,
+    check_iso_date,
+    check_positive_int,
+    check_positive_number,
+    check_share,
+    check_utc_time,
+    settings_table,
+)
 
 EXIT_WAREHOUSE_LOCKED = 3  # `order-audit run`: another process held the warehouse for the whole wait
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.generator import generate
+    from orchestration.generator.config import GenerationConfig
 
     out = Path(args.out) if args.out else settings.extracts_dir
+    start_date = date.fromisoformat(args.start_date)
+    try:  # the generator's own limits (order ids have 8 digits), before it empties the folder
+        GenerationConfig(
+            out, args.orders, args.seed, args.days, start_date, args.exception_rate, args.bad_rows
+        )
+    except ValueError as error:
+        print(f"order-audit generate: {error}", file=sys.stderr)
+        return 2
     summary = generate(
         out,
         orders=args.orders,
         seed=args.seed,
         days=args.days,
-        start_date=date.fromisoformat(args.start_date),
+        start_date=start_date,
         exception_rate=args.exception_rate,
         bad_rows_rate=args.bad_rows,
     )
@@ -42,6 +63,22 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         f"Expected exceptions: {sum(summary.expected_exceptions.values())} over {len(summary.expected_exceptions)} codes"
     )
     return 0
+
+
+Value = TypeVar("Value")
+
+
+def _checked(check: Callable[[str, str], Value]) -> Callable[[str], Value]:
+    """An argparse type checking a value as the settings check theirs: a bad one is a usage error
+    (`argument --from: must be a date as YYYY-MM-DD, got '2026-13-01'`, exit status 2)."""
+
+    def parse(text: str) -> Value:
+        try:
+            return check("value", text)
+        except SettingsError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix("value ")) from None
+
+    return parse
 
 
 def _landing_is_empty(extracts_dir: Path) -> bool:
@@ -105,6 +142,16 @@ def dagster_instance(settings: Settings):  # type: ignore[no-untyped-def]
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if _landing_is_empty(settings.extracts_dir):
+        if settings.extracts_dir != Settings.from_env({}).extracts_dir:
+            # A mistyped or unmounted landing folder must not become a mart of made-up orders.
+            state = "has no extract file" if settings.extracts_dir.exists() else "does not exist"
+            print(
+                f"order-audit run did not start: the landing folder {settings.extracts_dir}"
+                f" (ORDER_AUDIT_EXTRACTS_DIR) {state}. Sample extracts are generated only into the default"
+                " data/extracts; `order-audit generate --out DIR` writes them anywhere.",
+                file=sys.stderr,
+            )
+            return 2
         print(f"Landing folder {settings.extracts_dir} is empty: generating sample extracts first.")
         from orchestration.generator import generate
 
@@ -219,9 +266,12 @@ def _execute(
         say(f"--from {first} is after --to {last}.")
         return 2
     if first < date.fromisoformat(settings.first_extract_date):
-        say(
-            f"Landing files are dated from {first}, before ORDER_AUDIT_FIRST_EXTRACT_DATE={settings.first_extract_date}."
-        )
+        if given_first:
+            say(f"--from {first} is before ORDER_AUDIT_FIRST_EXTRACT_DATE={settings.first_extract_date}.")
+        else:
+            say(
+                f"Landing files are dated from {first}, before ORDER_AUDIT_FIRST_EXTRACT_DATE={settings.first_extract_date}."
+            )
         return 2
     job = defs.resolve_job_def("order_audit_job")
     say(f"Running order_audit_job over extract dates {first} to {last}.")
@@ -306,18 +356,40 @@ def _ui(args: argparse.Namespace, settings: Settings) -> int:
     # `dagster dev` warns on every start that `dg dev` (dagster-dg-cli, not installed) supersedes it.
     quiet = "ignore:Function `dev_command` is superseded"
     warnings = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
-    ui = subprocess.Popen(command, cwd=PROJECT_ROOT, env=os.environ | {"PYTHONWARNINGS": warnings})
+    # Its own process group, so that stopping it reaches its webserver, daemon and code server too.
+    ui = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=os.environ | {"PYTHONWARNINGS": warnings}, start_new_session=True
+    )
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped by a supervisor: the same as Ctrl-C
     try:
         return ui.wait()
     except KeyboardInterrupt:
-        # Ctrl-C reached `dagster dev` as well (the terminal's process group): let it stop its
-        # webserver, daemon and code server instead of killing it, and end without a traceback.
-        try:
-            ui.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            ui.terminate()
-            ui.wait()
+        _stop_process_group(ui)
         return 130
+
+
+def _stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop `dagster dev` and every process it started: SIGINT as Ctrl-C would send (it then stops its
+    own processes), then SIGTERM, then SIGKILL, each once the one before has had its time (`dagster
+    dev` has been seen to ignore SIGINT and SIGTERM for minutes); Ctrl-C again moves on at once."""
+    for sent, grace_seconds in ((signal.SIGINT, 15.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sent)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_seconds
+        try:
+            while time.monotonic() < deadline:
+                process.poll()  # reaps the group's leader once it ends
+                try:
+                    os.killpg(process.pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        if sent is not signal.SIGKILL:
+            print(f"The Dagster UI's processes are still running after {sent.name}: stopping them harder.")
 
 
 def _docs(args: argparse.Namespace, settings: Settings) -> int:
@@ -397,13 +469,32 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     gen = commands.add_parser("generate", help="write seeded sample extracts with ground truth")
-    gen.add_argument("--orders", type=int, default=2000)
-    gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--days", type=int, default=10)
-    gen.add_argument("--start-date", default="2026-11-01")
-    gen.add_argument("--exception-rate", type=float, default=0.2)
     gen.add_argument(
-        "--bad-rows", type=float, default=0.0, help="share of extra bad rows to inject (default 0)"
+        "--orders", type=_checked(check_positive_int), default=2000, help="orders (default 2000)"
+    )
+    gen.add_argument(
+        "--seed", type=int, default=42, help="random seed: the same seed writes the same files (default 42)"
+    )
+    gen.add_argument(
+        "--days", type=_checked(check_positive_int), default=10, help="extract dates (default 10)"
+    )
+    gen.add_argument(
+        "--start-date",
+        type=_checked(check_iso_date),
+        default="2026-11-01",
+        help="first extract date (default 2026-11-01)",
+    )
+    gen.add_argument(
+        "--exception-rate",
+        type=_checked(check_share),
+        default=0.2,
+        help="share of orders given an exception to find, 0 to 1 (default 0.2)",
+    )
+    gen.add_argument(
+        "--bad-rows",
+        type=_checked(check_share),
+        default=0.0,
+        help="share of extra bad rows to inject, 0 to 1 (default 0)",
     )
     gen.add_argument("--out", help="landing folder (default: ORDER_AUDIT_EXTRACTS_DIR or data/extracts)")
     gen.set_defaults(handler=_generate)
@@ -417,16 +508,24 @@ def build_parser() -> argparse.ArgumentParser:
         " ORDER_AUDIT_LOCK_TIMEOUT_SECONDS (default 60), nothing was run; 4 a blocking check failed, nothing"
         " was published.",
     )
-    run.add_argument("--as-of", help="audit as-of time, UTC (default: latest clean event)")
-    run.add_argument("--sla-hours", type=float, help="fulfillment SLA in hours (default 72)")
+    run.add_argument(
+        "--as-of",
+        type=_checked(check_utc_time),
+        help="audit as-of time, ISO 8601, UTC unless it has an offset (default: latest clean event)",
+    )
+    run.add_argument(
+        "--sla-hours", type=_checked(check_positive_number), help="fulfillment SLA in hours (default 72)"
+    )
     run.add_argument(
         "--from",
         dest="first",
+        type=_checked(check_iso_date),
         help="first extract date to load (default: the earliest date with a file new or changed since its load)",
     )
     run.add_argument(
         "--to",
         dest="last",
+        type=_checked(check_iso_date),
         help="last extract date to load (default: the latest date with a file new or changed since its load)",
     )
     run.add_argument(
@@ -464,7 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="workflow state (default active: every state but resolved)",
     )
     queue.add_argument("--priority", choices=("p1", "p2", "p3", "p4"))
-    queue.add_argument("--limit", type=int, default=200, help="rows shown at most (default 200)")
+    queue.add_argument(
+        "--limit", type=_checked(check_positive_int), default=200, help="rows shown at most (default 200)"
+    )
     show = exceptions_commands.add_parser(
         "show", help="one exception: trigger, numbers, routing, its history and its order's audit trail"
     )
@@ -493,7 +594,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if action == "resolve":
             decide.add_argument("--reason", required=True, choices=("fixed", "accepted", "false_positive"))
-        decide.add_argument("--note", required=action == "resolve", help="why (required with resolve)")
+        decide.add_argument(
+            "--note",
+            required=action == "resolve",
+            help="why" + (" (required)" if action == "resolve" else ""),
+        )
         commands_with_id.append(decide)
     for command in (queue, *commands_with_id):
         command.add_argument("--database", help="DuckDB file to read (default: the published serving file)")
@@ -502,23 +607,37 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser(
         "ui", help="start the Dagster UI (dagster dev) on 127.0.0.1 with the repo's Dagster home"
     )
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--port", type=_checked(check_positive_int), default=3000, help="port (default 3000)")
     ui.set_defaults(handler=_ui)
 
     docs = commands.add_parser("docs", help="generate the dbt data dictionary as one static HTML file")
     docs.set_defaults(handler=_docs)
 
     dashboard = commands.add_parser("dashboard", help="start the Streamlit dashboard on 127.0.0.1")
-    dashboard.add_argument("--port", type=int, default=8501)
+    dashboard.add_argument(
+        "--port", type=_checked(check_positive_int), default=8501, help="port (default 8501)"
+    )
     dashboard.set_defaults(handler=_dashboard)
 
     bench = commands.add_parser("bench", help="benchmark the whole pipeline on N generated orders")
-    bench.add_argument("--orders", type=int, default=10_000)
     bench.add_argument(
-        "--days", type=int, default=30, help="days of the full run; one more day is the incremental run"
+        "--orders",
+        type=_checked(check_positive_int),
+        default=10_000,
+        help="orders to generate (default 10000)",
     )
-    bench.add_argument("--seed", type=int, default=1)
-    bench.add_argument("--workdir", default="/tmp/order-audit-bench")
+    bench.add_argument(
+        "--days",
+        type=_checked(check_positive_int),
+        default=30,
+        help="days of the full run; one more day is the incremental run (default 30)",
+    )
+    bench.add_argument("--seed", type=int, default=1, help="random seed of the generated orders (default 1)")
+    bench.add_argument(
+        "--workdir",
+        default="/tmp/order-audit-bench",
+        help="folder for the extracts, warehouse and Dagster home, emptied first (default /tmp/order-audit-bench)",
+    )
     bench.add_argument(
         "--output", help="JSON file for the figures (default benchmarks/results/bench_<N>.json)"
     )

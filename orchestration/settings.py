@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -43,10 +43,6 @@ class SettingsError(ValueError):
 
 def _bad(name: str, expected: str, text: str) -> SettingsError:
     return SettingsError(f"{name} must be {expected}, got {text!r}")
-
-
-def _text(name: str, text: str) -> str:
-    return text
 
 
 def _non_empty_text(name: str, text: str) -> str:
@@ -99,10 +95,12 @@ def _non_negative_number(name: str, text: str) -> float:
     return _number(name, text, "a number >= 0", lambda value: value >= 0)
 
 
-def _share_or_none(name: str, text: str) -> float | None:
-    if not text.strip():
-        return None
+def _share(name: str, text: str) -> float:
     return _number(name, text, "a number between 0 and 1", lambda value: 0 <= value <= 1)
+
+
+def _share_or_none(name: str, text: str) -> float | None:
+    return _share(name, text) if text.strip() else None
 
 
 def _amount(name: str, text: str) -> Decimal:
@@ -126,6 +124,22 @@ def _iso_date(name: str, text: str) -> str:
         raise _bad(name, "a date as YYYY-MM-DD", text) from None
 
 
+def _utc_time(name: str, text: str) -> str:
+    """An ISO 8601 date or time, as `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC: a time with an offset is
+    converted (DuckDB's cast to TIMESTAMP would drop the offset), one without is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise _bad(name, "an ISO 8601 time such as 2026-11-10T18:00:00Z", text) from None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(sep=" ")
+
+
+def _utc_time_or_empty(name: str, text: str) -> str:
+    return _utc_time(name, text) if text.strip() else ""
+
+
 def _yes_or_no(name: str, text: str) -> bool:
     answer = text.strip().lower()
     if answer not in ("true", "false"):
@@ -137,6 +151,14 @@ def _dbt_target(name: str, text: str) -> str:
     if text.strip() not in DBT_TARGETS:
         raise _bad(name, " or ".join(DBT_TARGETS), text)
     return text.strip()
+
+
+# The command line (`orchestration.cli`) and run config (`AuditConfig`) check their values the same way.
+check_positive_int = _positive_int
+check_positive_number = _positive_number
+check_share = _share
+check_iso_date = _iso_date
+check_utc_time = _utc_time
 
 
 # ------------------------------------------------------------------ the variables
@@ -192,9 +214,9 @@ VARIABLES: tuple[Variable, ...] = (
         "as_of",
         "",
         "UTC time",
-        _text,
-        "the audit's as-of time (UTC), clock of `FULFILLMENT_DELAYED` and of exception stamps"
-        " (`order-audit run --as-of` overrides it)",
+        _utc_time_or_empty,
+        "the audit's as-of time, ISO 8601 (UTC unless it has an offset), clock of `FULFILLMENT_DELAYED`"
+        " and of exception stamps (`order-audit run --as-of` overrides it)",
         shown_default="latest clean event",
     ),
     Variable(

@@ -8,6 +8,7 @@ failed, so nothing was published) or `failed` (a step raised); `EXIT_CODES` maps
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,24 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
     return con.execute(sql, params or []).fetchall()
 
 
+_DBT_EXIT_CODE = re.compile(r"failed with exit code `(-?\d+)`")
+
+
 def _first_line(error: Any) -> str:
-    lines = error.message.strip().splitlines()
+    """The error's first line, without the class path Python's traceback puts before the message
+    (`dagster._core.definitions.events.Failure: No landing files ...`); for dagster-dbt's error, whose
+    first line is "The dbt CLI process with command", dbt's exit code and the first error dbt logged."""
+    message = error.message.strip()
+    if error.cls_name == "DagsterDbtCliRuntimeError":
+        exit_code = _DBT_EXIT_CODE.search(message)
+        _, _, logged = message.partition("Errors parsed from dbt logs:")
+        first_logged = next((line.strip() for line in logged.splitlines() if line.strip()), None)
+        return f"dbt failed (exit code {exit_code.group(1) if exit_code else 'unknown'}): " + (
+            first_logged or "see the full log"
+        )
+    if error.cls_name:
+        message = re.sub(rf"^(?:\w+\.)*{re.escape(error.cls_name)}: ", "", message)
+    lines = message.splitlines()
     return lines[0] if lines else error.cls_name or "error"
 
 
@@ -116,6 +133,43 @@ def _stale_line(stale: list[dict[str, Any]]) -> str:
     )
 
 
+MART_FACT_ASSET = "fact_order_audit"
+
+
+def _mart_built(result: Any) -> bool:
+    """Whether this run materialized the mart's fact table (else the warehouse's mart is an earlier run's)."""
+    return any(
+        event.is_step_materialization
+        and event.asset_key is not None
+        and event.asset_key.path == [MART_FACT_ASSET]
+        for event in result.all_events
+    )
+
+
+def _destinations(settings: Settings, routes: list[str]) -> dict[str, str]:
+    """Where each route's digests went, as routing.yml `notifications` says: `webhook $VARIABLE`, or
+    `<folder>/<route>.jsonl` (a relative folder resolved: it is beside the warehouse file)."""
+    from orchestration.routing import RoutingError, load_routing
+
+    try:
+        notifications = load_routing(settings.routing_file).notifications
+    except RoutingError:
+        return {}
+    where = {}
+    for route in routes:
+        destination = notifications.destination_of(route)
+        if destination is None:
+            continue
+        if destination.webhook_env:
+            where[route] = f"webhook ${destination.webhook_env}"
+        elif destination.folder is not None:
+            folder = destination.folder
+            where[route] = str(
+                (folder if folder.is_absolute() else settings.warehouse.parent / folder) / "<route>.jsonl"
+            )
+    return where
+
+
 def _published(result: Any) -> bool:
     return any(
         event.is_step_success and event.step_key and event.step_key.startswith("published")
@@ -136,6 +190,7 @@ def collect_run_summary(settings: Settings, result: Any, *, log_file: Path | Non
     summary: dict[str, Any] = {
         "run_id": result.run_id,
         "published": _published(result),
+        "mart_built": _mart_built(result),
         "serving_db": str(settings.serving_db),
         "log_file": None if log_file is None else str(log_file),
         "step_failures": [] if result.success else _step_failures(result),
@@ -156,6 +211,12 @@ def collect_run_summary(settings: Settings, result: Any, *, log_file: Path | Non
             _collect_warehouse(con, result.run_id, summary)
         finally:
             con.close()
+    if not summary["mart_built"]:  # the warehouse's mart is an earlier run's: this run audited nothing
+        summary["orders_audited"], summary["open_exceptions"] = {}, []
+        summary["open_exceptions_by_workflow_state"] = {}
+    destinations = _destinations(settings, [row["route"] for row in summary["notifications"]])
+    for row in summary["notifications"]:
+        row["destination"] = destinations.get(row["route"])
     summary["outcome"] = _outcome(result, summary["dbt_tests_not_passed"], summary["gx_failures"])
     return summary
 
@@ -292,10 +353,11 @@ def render_text(summary: dict[str, Any]) -> str:
             )
         for rejected in summary["rejected_files"]:
             lines.append(f"  rejected: {rejected['file']}: {rejected['reason']}")
+    unpublished = "" if summary["published"] else " (this run's mart, not published)"
     audited = summary["orders_audited"]
     if audited:
         counts = ", ".join(f"{status}: {count}" for status, count in audited.items())
-        lines.append(f"\nOrders audited: {sum(audited.values())} ({counts})")
+        lines.append(f"\nOrders audited{unpublished}: {sum(audited.values())} ({counts})")
     if summary["gx_suites"]:
         lines.append("Great Expectations suites (this run):")
         for suite in summary["gx_suites"]:
@@ -314,7 +376,9 @@ def render_text(summary: dict[str, Any]) -> str:
         triage = summary["open_exceptions_by_workflow_state"]
         states = ", ".join(f"{count} {state}" for state, count in triage.items())
         workflow = f"; workflow_state: {states}" if set(triage) - {"open"} else ""
-        lines.append(f"Open exceptions by code ({sum(row['count'] for row in rows)} open{workflow}):")
+        lines.append(
+            f"Open exceptions by code{unpublished} ({sum(row['count'] for row in rows)} open{workflow}):"
+        )
         cells = [f"{row['code']:<24}{row['severity']:<8}{row['count']:>6}" for row in rows]
         for left in range(0, len(cells), 2):  # two codes a line
             lines.append("  " + "    ".join(cells[left : left + 2]))
@@ -324,7 +388,11 @@ def render_text(summary: dict[str, Any]) -> str:
             changes = sum(row["changes_sent"] for row in sent)
             systemic = [row["route"] for row in sent if row["systemic"]]
             note = f"; systemic alert for {', '.join(systemic)}" if systemic else ""
-            lines.append(f"Notifications: digests sent to {len(sent)} route(s) for {changes} change(s){note}")
+            places = sorted({row["destination"] for row in sent if row["destination"]})
+            where = f" ({', '.join(places)})" if places else ""
+            lines.append(
+                f"Notifications: digests sent to {len(sent)} route(s) for {changes} change(s){where}{note}"
+            )
         for row in summary["notifications"]:
             if row["pending"]:
                 lines.append(
@@ -336,18 +404,14 @@ def render_text(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def print_run_summary(settings: Settings, result: Any) -> int:
-    """Print the text summary; returns the run's exit code."""
-    summary = collect_run_summary(settings, result)
-    print(render_text(summary))
-    return EXIT_CODES[summary["outcome"]]
-
-
 def run_query(query: str, database: Path | None = None, settings: Settings | None = None) -> int:
     settings = Settings.from_env() if settings is None else settings
-    path = database or (settings.serving_db if settings.serving_db.exists() else settings.warehouse)
+    # Never the warehouse unless asked (`--database`): it may hold a mart that failed its checks, and a
+    # reader's connection would stop the next run from writing it.
+    path = database or settings.serving_db
     if not path.exists():
-        print(f"No warehouse at {path}: run `order-audit run` first.", file=sys.stderr)
+        what = "no DuckDB file" if database else "no published mart"
+        print(f"order-audit: {what} at {path}: run `order-audit run` first", file=sys.stderr)
         return 2
     con = connect(path, read_only=True)
     try:

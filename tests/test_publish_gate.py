@@ -41,6 +41,8 @@ def test_a_failing_blocking_check_keeps_the_last_good_mart(
     assert main(["run"]) == 4, "exit code 4: blocked by a failed check"
     printed = capsys.readouterr().out
     assert "Nothing was published" in printed
+    # Blocked before dbt: the warehouse's mart is the last run's, so this run shows no audit figures.
+    assert "Orders audited" not in printed and "Open exceptions by code" not in printed
     # The raw structure checks read only loads made since they last passed, so this hand edit of an old
     # load is caught by the per-file row conservation of the raw stage, which reads the manifest whole.
     assert "failed: reconciliation.raw_payments_rows_conserved (ERROR, 1 unexpected)" in printed

@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, Config
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from orchestration.rules import dbt_project_vars
-from orchestration.settings import Settings, SettingsError
+from orchestration.settings import Settings, SettingsError, check_positive_number, check_utc_time
 from orchestration.transform.manifest import ensure_manifest
 from orchestration.transform.project import (
     dbt_project,
@@ -30,10 +30,18 @@ class AuditConfig(Config):
         defaults: a build with the defaults passes no `--vars`, so its parse state is the one `dbt parse`
         left, and dbt parses only what changed instead of the whole project ("Unable to do partial
         parsing because config vars ... have changed" cost every run a full parse)."""
+        # Checked as the settings and the command line check theirs (the Dagster UI's launchpad sets
+        # them too): an as-of time with an offset is converted to UTC, which DuckDB's cast would not do.
         wanted = {
-            "audit_as_of": settings.as_of if self.as_of is None else self.as_of,
+            "audit_as_of": (
+                settings.as_of
+                if self.as_of is None
+                else (check_utc_time("as_of", self.as_of) if self.as_of.strip() else "")
+            ),
             "fulfillment_sla_hours": (
-                settings.sla_hours if self.fulfillment_sla_hours is None else self.fulfillment_sla_hours
+                settings.sla_hours
+                if self.fulfillment_sla_hours is None
+                else check_positive_number("fulfillment_sla_hours", str(self.fulfillment_sla_hours))
             ),
         }
         defaults = dbt_project_vars()

@@ -1,0 +1,162 @@
+"""Bad input on the command line: one clear line and exit status 2, never a traceback or a wrong run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster._utils.error import SerializableErrorInfo
+
+from orchestration.settings import Settings, SettingsError, check_utc_time
+from orchestration.summary import _first_line, render_text
+from orchestration.transform.assets import AuditConfig
+
+
+def _order_audit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        env=os.environ | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--from", "2026-13-01"], "argument --from: must be a date as YYYY-MM-DD, got '2026-13-01'"),
+        (["run", "--to", "yesterday"], "argument --to: must be a date as YYYY-MM-DD, got 'yesterday'"),
+        (["run", "--as-of", "yesterday"], "argument --as-of: must be an ISO 8601 time such as"),
+        (["run", "--sla-hours", "-5"], "argument --sla-hours: must be a number > 0, got '-5'"),
+        (["generate", "--orders", "-3"], "argument --orders: must be a positive integer, got '-3'"),
+        (["generate", "--start-date", "2026-02-30"], "argument --start-date: must be a date as YYYY-MM-DD"),
+        (
+            ["generate", "--exception-rate", "2"],
+            "argument --exception-rate: must be a number between 0 and 1",
+        ),
+        (["exceptions", "list", "--limit", "-1"], "argument --limit: must be a positive integer, got '-1'"),
+        (["bench", "--orders", "0"], "argument --orders: must be a positive integer, got '0'"),
+    ],
+)
+def test_a_bad_argument_is_a_usage_error(args: list[str], message: str) -> None:
+    done = _order_audit(*args)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert message in done.stderr, done.stderr
+
+
+def test_as_of_times_are_converted_to_utc() -> None:
+    """DuckDB's cast to TIMESTAMP drops an offset (12:00+02:00 would audit at 12:00): converted first."""
+    assert check_utc_time("--as-of", "2026-11-10T12:00:00+02:00") == "2026-11-10 10:00:00"
+    assert check_utc_time("--as-of", "2026-11-10T12:00:00Z") == "2026-11-10 12:00:00"
+    assert check_utc_time("--as-of", " 2026-11-10 12:00:00.25 ") == "2026-11-10 12:00:00.250000"
+    assert check_utc_time("--as-of", "2026-11-10") == "2026-11-10 00:00:00"
+    with pytest.raises(SettingsError, match="ORDER_AUDIT_AS_OF must be an ISO 8601 time"):
+        Settings.from_env({"ORDER_AUDIT_AS_OF": "tomorrow"})
+    assert (
+        Settings.from_env({"ORDER_AUDIT_AS_OF": "2026-11-10T01:00:00-05:00"}).as_of == "2026-11-10 06:00:00"
+    )
+    assert Settings.from_env({}).as_of == ""
+    # The run config (the Dagster UI's launchpad) is checked the same way.
+    settings = Settings.from_env({})
+    assert (
+        AuditConfig(as_of="2026-11-10T12:00:00+02:00").dbt_vars(settings)["audit_as_of"]
+        == "2026-11-10 10:00:00"
+    )
+    with pytest.raises(SettingsError, match="as_of must be an ISO 8601 time"):
+        AuditConfig(as_of="yesterday").dbt_vars(settings)
+    with pytest.raises(SettingsError, match="fulfillment_sla_hours must be a number > 0"):
+        AuditConfig(fulfillment_sla_hours=-5).dbt_vars(settings)
+
+
+def test_a_missing_landing_folder_is_not_filled_with_sample_data(tmp_path: Path) -> None:
+    missing = tmp_path / "mnt" / "landing"
+    env = {
+        "ORDER_AUDIT_EXTRACTS_DIR": str(missing),
+        "ORDER_AUDIT_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    done = _order_audit("run", env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"the landing folder {missing} (ORDER_AUDIT_EXTRACTS_DIR) does not exist" in done.stderr
+    assert not missing.exists() and not (tmp_path / "warehouse.duckdb").exists()
+    missing.mkdir(parents=True)
+    empty = _order_audit("run", env=env)
+    assert empty.returncode == 2 and "has no extract file" in empty.stderr
+    assert list(missing.iterdir()) == []
+
+
+def test_sql_never_falls_back_to_the_warehouse(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(warehouse))
+    con.execute("create table fact_order_audit as select 1 as order_id")
+    con.close()
+    serving = tmp_path / "serving" / "oa.duckdb"
+    env = {"ORDER_AUDIT_WAREHOUSE": str(warehouse), "ORDER_AUDIT_SERVING_DB": str(serving)}
+    done = _order_audit("sql", "select count(*) from fact_order_audit", env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"no published mart at {serving}: run `order-audit run` first" in done.stderr
+    asked = _order_audit(
+        "sql", "select count(*) as n from fact_order_audit", "--database", str(warehouse), env=env
+    )
+    assert asked.returncode == 0 and "1" in asked.stdout, asked.stderr
+
+
+def test_step_errors_are_one_readable_line() -> None:
+    failure = SerializableErrorInfo(
+        "dagster._core.definitions.events.Failure: No landing files for 2026-11-03\n", [], "Failure"
+    )
+    assert _first_line(failure) == "No landing files for 2026-11-03"
+    dbt = SerializableErrorInfo(
+        "dagster_dbt.errors.DagsterDbtCliRuntimeError: The dbt CLI process with command\n\n`dbt build`\n\n"
+        "failed with exit code `2`. Check the stdout in the Dagster compute logs for the full information"
+        " about the error.\n\nErrors parsed from dbt logs:\n\nRuntime Error in model int_audit_clock:"
+        " invalid timestamp\n\nanother\n",
+        [],
+        "DagsterDbtCliRuntimeError",
+    )
+    assert (
+        _first_line(dbt)
+        == "dbt failed (exit code 2): Runtime Error in model int_audit_clock: invalid timestamp"
+    )
+
+
+def test_a_run_that_publishes_nothing_labels_the_mart_it_built() -> None:
+    summary = {
+        "run_id": "r1",
+        "outcome": "blocked",
+        "published": False,
+        "mart_built": True,
+        "serving_db": "/srv/oa.duckdb",
+        "log_file": None,
+        "step_failures": [],
+        "dbt_tests_not_passed": [],
+        "stale_sources": [],
+        "loading": [],
+        "rejected_files": [],
+        "orders_audited": {"exception": 2, "ok": 8},
+        "gx_suites": [],
+        "gx_failures": [],
+        "open_exceptions": [{"code": "UNDERPAID", "severity": "error", "count": 2}],
+        "open_exceptions_by_workflow_state": {"open": 2},
+        "notifications": [],
+    }
+    text = render_text(summary)
+    assert "Orders audited (this run's mart, not published): 10 (exception: 2, ok: 8)" in text
+    assert "Open exceptions by code (this run's mart, not published) (2 open):" in text
+    published = render_text(summary | {"outcome": "succeeded", "published": True})
+    assert "Orders audited: 10" in published and "not published" not in published
+
+
+def test_generate_refuses_what_its_ids_cannot_hold_before_touching_the_folder(tmp_path: Path) -> None:
+    out = tmp_path / "landing"
+    done = _order_audit("generate", "--orders", "100000000", "--out", str(out))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "order-audit generate: orders must be between 1 and 99,999,999" in done.stderr
+    assert not out.exists()
