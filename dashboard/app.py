@@ -36,7 +36,7 @@ STATUS_COLORS: list[Any] = ["#2e7d32", "#f9a825", "#c62828"]  # ok, warning, exc
 PASS_FAIL_COLORS: list[Any] = ["#2e7d32", "#c62828"]
 WORST_ORDERS_SHOWN = 25
 ALL_CURRENCIES = "All currencies"
-RANK_OPTIONS = {"codes": "Most exception codes", "balance": "Largest payment balance"}
+RANK_OPTIONS = {"codes": "Errors first, then most exception codes", "balance": "Largest payment balance"}
 
 
 def utc(value: datetime | None) -> str:
@@ -65,7 +65,8 @@ def show_header(snapshot: MartSnapshot, path: Path) -> None:
 def show_money_at_risk(snapshot: MartSnapshot) -> None:
     st.subheader("Money at risk")
     st.caption(
-        "Sum of |payment balance| (expected net − net paid) per currency: exact amounts, not converted."
+        "Sum of |payment balance| (expected net − net paid) per currency, each rounded to the currency's"
+        " minor unit as the rules compare amounts (a balance of 0.4 JPY is none): exact, not converted."
     )
     risks = snapshot.money_at_risk
     if not risks:
@@ -201,8 +202,10 @@ ALL = "All"
 def show_triage(path: Path, key: loaders.SignatureKey) -> None:
     st.subheader("Triage")
     st.caption(
-        "Exceptions people still work (workflow state not resolved), most urgent first. The dashboard is"
-        " read-only: act with the CLI command shown under the queue."
+        "Exceptions people still work (workflow state not resolved), most urgent first. Ages and SLAs run"
+        " on the audit's clock (the as-of time above, the latest clean event unless a run set it), not on"
+        " today's date, so rerunning the same files changes nothing. The dashboard is read-only: act with"
+        " the CLI command shown under the queue."
     )
     left, right = st.columns(2)
     everyone = loaders.load_triage(str(path), key, None, None)

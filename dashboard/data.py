@@ -18,6 +18,7 @@ import pandas as pd
 
 from dashboard.money import format_amount
 from dashboard.source import SERVING_ALIAS
+from orchestration.rules import round_to_minor_units_sql
 
 # The mart tables the dashboard reads (the serving file has all of orchestration.publish.serving's).
 TABLES_READ = (
@@ -117,10 +118,13 @@ class CurrencyRisk:
 
 
 def money_at_risk(con: duckdb.DuckDBPyConnection) -> tuple[CurrencyRisk, ...]:
-    """sum(abs(payment_balance_amount)) per currency, exact."""
+    """Per currency, the payment balances out of balance as the rules see them: |balance| rounded half
+    away from zero to the currency's minor unit (a balance of 0.4 JPY is none), summed exactly, and the
+    orders they come from."""
+    rounded = round_to_minor_units_sql("abs(payment_balance_amount)", "currency")
     rows = _rows(
         con,
-        "select currency, sum(abs(payment_balance_amount)), count(*) from fact_order_audit"
+        f"select currency, sum({rounded}), count(*) filter (where {rounded} > 0) from fact_order_audit"
         " group by currency order by currency",
     )
     return tuple(CurrencyRisk(currency, Decimal(amount), int(orders)) for currency, amount, orders in rows)
@@ -173,9 +177,9 @@ def open_exceptions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def worst_orders(con: duckdb.DuckDBPyConnection, limit: int = WORST_ORDERS_LIMIT) -> pd.DataFrame:
-    """Candidates for the worst-orders table: the `limit` orders with the most exception codes (ties:
-    errors first, then the largest absolute balance) and, in every currency, the `limit` orders with the
-    largest absolute payment balance.
+    """Candidates for the worst-orders table: the `limit` worst orders by their exceptions (orders with
+    an error first, then the most exception codes, then the largest absolute balance) and, in every
+    currency, the `limit` orders with the largest absolute payment balance.
 
     `payment_balance` is the exact display string; `abs_balance` (a Decimal) and `is_exception` are there
     to sort on (`SORT_COLUMNS`).
@@ -187,7 +191,7 @@ def worst_orders(con: duckdb.DuckDBPyConnection, limit: int = WORST_ORDERS_LIMIT
             select
                 *,
                 row_number() over (
-                    order by exception_count desc, audit_status = 'exception' desc, abs(payment_balance_amount) desc,
+                    order by audit_status = 'exception' desc, exception_count desc, abs(payment_balance_amount) desc,
                         order_id
                 ) as by_codes,
                 row_number() over (
@@ -212,7 +216,7 @@ def worst_orders(con: duckdb.DuckDBPyConnection, limit: int = WORST_ORDERS_LIMIT
             order_created_at
         from ranked
         where (by_codes <= ? and exception_count > 0) or (by_balance <= ? and payment_balance_amount <> 0)
-        order by exception_count desc, is_exception desc, abs_balance desc, order_id
+        order by is_exception desc, exception_count desc, abs_balance desc, order_id
         """,
         [limit, limit],
     )
@@ -233,7 +237,7 @@ def rank_worst_orders(candidates: pd.DataFrame, rank_by: str, currency: str | No
     if rank_by == "balance":
         keys = ["abs_balance", "exception_count", "is_exception"]
     else:
-        keys = ["exception_count", "is_exception", "abs_balance"]
+        keys = ["is_exception", "exception_count", "abs_balance"]
     ranked = df.sort_values(by=[*keys, "order_id"], ascending=[False, False, False, True], kind="mergesort")
     return ranked.head(top).reset_index(drop=True)
 
@@ -490,8 +494,9 @@ def read_triage(con: duckdb.DuckDBPyConnection, owner: str | None, route: str | 
         """,
         params,
     )
+    # One column mixes currencies: each amount says its own (83,056 JPY beside 540.58 EUR).
     queue["amount_at_risk"] = [
-        format_amount(v, c) if v else ""
+        f"{format_amount(v, c)} {c}" if v else ""
         for v, c in zip(queue["amount_at_risk"], queue["amount_at_risk_currency"], strict=True)
     ]
     queue = queue.drop(columns=["amount_at_risk_currency"])

@@ -356,11 +356,15 @@ def _ui(args: argparse.Namespace, settings: Settings) -> int:
     # `dagster dev` warns on every start that `dg dev` (dagster-dg-cli, not installed) supersedes it.
     quiet = "ignore:Function `dev_command` is superseded"
     warnings = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
+    # Ctrl-C raises KeyboardInterrupt here even when this process was started with SIGINT ignored (a
+    # background job of a script); `dagster dev` then starts with SIGINT at its default, as it needs to
+    # shut down on it (a handled signal is reset at exec, an ignored one stays ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped by a supervisor: the same as Ctrl-C
     # Its own process group, so that stopping it reaches its webserver, daemon and code server too.
     ui = subprocess.Popen(
         command, cwd=PROJECT_ROOT, env=os.environ | {"PYTHONWARNINGS": warnings}, start_new_session=True
     )
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped by a supervisor: the same as Ctrl-C
     try:
         return ui.wait()
     except KeyboardInterrupt:

@@ -105,6 +105,22 @@ def minor_units_sql(currency_sql: str) -> str:
     return f"CASE{branches} ELSE {DEFAULT_MINOR_UNITS} END"
 
 
+def round_to_minor_units_sql(amount_sql: str, currency_sql: str) -> str:
+    """SQL: `amount_sql` rounded half away from zero to the minor unit of `currency_sql`, as the rules
+    compare amounts, as DECIMAL(38, 6). Each branch rounds to a constant precision and is cast to that
+    one type: left to itself, DuckDB gives branches of DECIMAL(38, 0) and DECIMAL(38, 2) the type
+    DECIMAL(38, 0) (no room left to widen), and 189.36 EUR would come out as 189."""
+
+    def rounded(units: int) -> str:
+        return f"cast(round({amount_sql}, {units}) as decimal(38, 6))"
+
+    branches = "".join(
+        f" WHEN {currency_sql} IN ({', '.join(repr(code) for code in codes)}) THEN {rounded(units)}"
+        for units, codes in _currencies_by_minor_units().items()
+    )
+    return f"CASE{branches} ELSE {rounded(DEFAULT_MINOR_UNITS)} END"
+
+
 def _currencies_by_minor_units() -> dict[int, list[str]]:
     grouped: dict[int, list[str]] = {}
     for code, units in currency_minor_units().items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,7 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -126,11 +127,14 @@ def test_overview_figures_equal_sql(any_mart: BuiltMart, monkeypatch: pytest.Mon
     (open_total,) = sql(db, "select count(*) from order_audit_exceptions where status = 'open'")[0]
     assert shown["Open exceptions"] == f"{open_total:,}"
 
-    # Money at risk: exact decimals, shown as strings, one per currency.
-    risk = sql(
-        db, "select currency, sum(abs(payment_balance_amount)) from fact_order_audit group by 1 order by 1"
-    )
-    assert risk
+    # Money at risk: per currency, |balance| rounded half away from zero to the minor unit, summed
+    # exactly (computed here in Python, independently of the dashboard's SQL), shown as strings.
+    totals: dict[str, Decimal] = {}
+    for currency, balance in sql(db, "select currency, payment_balance_amount from fact_order_audit"):
+        unit = Decimal(1).scaleb(-minor_unit(currency))
+        totals[currency] = totals.get(currency, Decimal(0)) + abs(balance).quantize(unit, ROUND_HALF_UP)
+    risk = sorted(totals.items())
+    assert risk and any(amount > 0 for _, amount in risk)
     for currency, amount in risk:
         assert isinstance(amount, Decimal)
         text = shown[f"{currency} at risk"]
@@ -203,7 +207,7 @@ def test_worst_orders_ranking_equals_sql(any_mart: BuiltMart, monkeypatch: pytes
         db,
         "select order_id, exception_count, payment_balance_amount, currency from fact_order_audit"
         " where exception_count > 0 or payment_balance_amount <> 0"
-        " order by exception_count desc, audit_status = 'exception' desc, abs(payment_balance_amount) desc,"
+        " order by audit_status = 'exception' desc, exception_count desc, abs(payment_balance_amount) desc,"
         " order_id limit 25",
     )
     assert list(shown["order_id"]) == [row[0] for row in expected]
@@ -334,6 +338,7 @@ def test_triage_queue_per_owner_and_route_equals_sql(
             f"{p1:,}",
         )
         queue = table_with(at, "priority", "exception_code", "entity_id", "amount_at_risk")
+        assert all(re.fullmatch(r"[0-9,.]+ [A-Z]{3}", amount) for amount in queue["amount_at_risk"] if amount)
         expected = sql(
             db,
             f"select exception_id from order_audit_exceptions where {where}"

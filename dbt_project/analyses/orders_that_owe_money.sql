@@ -1,4 +1,6 @@
--- Orders whose customer still owes money (positive payment balance), largest first.
+-- Orders whose customer still owes money: UNDERPAID or PAYMENT_MISSING, i.e. a payment balance that is
+-- positive at the currency's minor unit (a balance below it, such as 0.4 JPY, is not owed), largest
+-- first within each currency (amounts are not converted).
 select
     order_id,
     customer_id,
@@ -9,5 +11,5 @@ select
     payment_balance_amount,
     exception_codes
 from {{ ref('fact_order_audit') }}
-where payment_balance_amount > 0
-order by payment_balance_amount desc, order_id
+where exception_codes like '%UNDERPAID%' or exception_codes like '%PAYMENT_MISSING%'
+order by currency, payment_balance_amount desc, order_id

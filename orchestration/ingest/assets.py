@@ -89,3 +89,28 @@ def build_raw_asset(spec: SourceSpec) -> AssetsDefinition:
 
 
 raw_assets = [build_raw_asset(spec) for spec in SOURCES.values()]
+
+# Two tables every raw loader writes in the same transaction as its source's rows. No asset of their own
+# can materialize them (five loaders write them), so they are declared here for the graph: in the raw
+# group, downstream of the loaders, with what they hold (else Dagster shows them as bare keys of the
+# dbt sources in the default group). Their rows change whenever a raw/<source> asset materializes.
+shared_raw_tables = [
+    AssetSpec(
+        AssetKey(["raw", table]),
+        group_name="raw",
+        kinds={"duckdb"},
+        description=f"raw.{table}: {what} Written by every raw loader (raw/<source>) in the transaction"
+        " that loads the file; not materialized on its own.",
+        deps=[key for loader in raw_assets for key in loader.keys],
+    )
+    for table, what in (
+        (
+            "load_manifest",
+            "one row per landing file a load saw (loaded, replaced, skipped_duplicate, rejected).",
+        ),
+        (
+            "quarantine",
+            "every landing row that broke the extract contract, with its file, line, raw text and reason.",
+        ),
+    )
+]
