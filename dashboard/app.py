@@ -230,7 +230,10 @@ def show_triage(path: Path, key: loaders.SignatureKey) -> None:
         st.caption("By priority and age (days since it opened)")
         st.dataframe(view.by_priority_and_age, hide_index=True, key="triage_by_priority")
     with money:
-        st.caption("Money at risk in the queue, per currency (exact, not converted)")
+        st.caption(
+            "Money the queue's exceptions put in doubt (their amount_at_risk), per currency: an order with"
+            " several exceptions counts once for each, unlike the money at risk above (exact, not converted)"
+        )
         st.dataframe(view.money_at_risk, hide_index=True, key="triage_money")
     st.dataframe(view.queue, hide_index=True, key="triage_queue")
     if view.queue.empty:

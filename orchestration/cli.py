@@ -100,6 +100,18 @@ def _landing_date_range(settings: Settings) -> tuple[date, date] | None:
     return (min(dates), max(dates)) if dates else None
 
 
+def _required_sources_without_files(settings: Settings, first: date, last: date) -> list[str]:
+    """The required sources with no landing file dated from `first` to `last`."""
+    from orchestration.ingest.landing import landing_files
+    from orchestration.ingest.sources import SOURCES
+
+    return [
+        spec.name
+        for spec in SOURCES.values()
+        if spec.required_source and not landing_files(settings.extracts_dir, spec, (first, last))
+    ]
+
+
 def _default_range(
     settings: Settings, landing_range: tuple[date, date], say: Callable[[str], None]
 ) -> tuple[date, date]:
@@ -272,6 +284,13 @@ def _execute(
             say(
                 f"Landing files are dated from {first}, before ORDER_AUDIT_FIRST_EXTRACT_DATE={settings.first_extract_date}."
             )
+        return 2
+    missing = _required_sources_without_files(settings, first, last) if given_first or given_last else []
+    if missing:  # the loaders would fail the run for them: say so before starting it
+        say(
+            f"No landing file of the required source(s) {', '.join(missing)} is dated {first} to {last} in"
+            f" {settings.extracts_dir} (its landing files are dated {landing_range[0]} to {landing_range[1]})."
+        )
         return 2
     job = defs.resolve_job_def("order_audit_job")
     say(f"Running order_audit_job over extract dates {first} to {last}.")

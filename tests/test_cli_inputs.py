@@ -160,3 +160,23 @@ def test_generate_refuses_what_its_ids_cannot_hold_before_touching_the_folder(tm
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "order-audit generate: orders must be between 1 and 99,999,999" in done.stderr
     assert not out.exists()
+
+
+def test_a_range_without_files_of_a_required_source_is_refused_before_the_run(tmp_path: Path) -> None:
+    extracts = tmp_path / "extracts"
+    env = {
+        "ORDER_AUDIT_EXTRACTS_DIR": str(extracts),
+        "ORDER_AUDIT_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+        "ORDER_AUDIT_SERVING_DB": str(tmp_path / "serving" / "oa.duckdb"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    generated = _order_audit("generate", "--orders", "20", "--days", "2", "--out", str(extracts), env=env)
+    assert generated.returncode == 0, generated.stderr
+    done = _order_audit("run", "--from", "2026-12-20", "--to", "2026-12-21", env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (
+        "No landing file of the required source(s) orders, payments, inventory_movements is dated 2026-12-20 to"
+        " 2026-12-21" in done.stdout
+    ), done.stdout
+    assert "(its landing files are dated 2026-11-01 to 2026-11-02)" in done.stdout
+    assert "Running order_audit_job" not in done.stdout, "no run started"
