@@ -26,6 +26,16 @@ def _group_alive(group: int) -> bool:
     return True
 
 
+def _dagster_groups(port: int) -> set[int]:
+    """The process groups of the `dagster dev` processes serving `port`."""
+    listing = subprocess.run(["ps", "-eo", "pgid=,args="], capture_output=True, text=True, check=True).stdout
+    return {
+        int(line.split()[0])
+        for line in listing.splitlines()
+        if f"--port {port}" in line and "dagster" in line and "orchestration.cli" not in line
+    }
+
+
 def _ignore_sigint() -> None:  # as a background job of a shell script starts: SIGINT ignored
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -52,13 +62,7 @@ def test_ui_stops_with_all_its_processes_even_started_with_sigint_ignored(tmp_pa
                 assert ui.poll() is None, (tmp_path / "ui.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, "the UI did not answer within 120 s"
                 time.sleep(1)
-        dagster_groups = {
-            int(line.split()[0])
-            for line in subprocess.run(
-                ["ps", "-eo", "pgid=,args="], capture_output=True, text=True, check=True
-            ).stdout.splitlines()
-            if f"--port {port}" in line and "dagster" in line and "orchestration.cli" not in line
-        }
+        dagster_groups = _dagster_groups(port)
         assert len(dagster_groups) == 1 and ui.pid not in dagster_groups, (
             "dagster dev runs in a group of its own"
         )
@@ -74,8 +78,8 @@ def test_ui_stops_with_all_its_processes_even_started_with_sigint_ignored(tmp_pa
             f"SIGINT did not stop it ({took:.1f} s): {printed[-2000:]}"
         )
         assert "Dagster services shut down" in printed
-    finally:
-        for group in (ui.pid,):
+    finally:  # whatever failed: leave no process behind
+        for group in {ui.pid, *_dagster_groups(port)}:
             if _group_alive(group):
                 os.killpg(group, signal.SIGKILL)
         log.close()
