@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import multiprocessing.spawn
 import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from functools import cached_property
 from importlib.metadata import version as installed_version
@@ -320,3 +322,32 @@ def test_the_manifest_is_stale_once_any_dbt_source_file_is_newer(
     later = manifest_file.stat().st_mtime + 5
     os.utime(model, (later, later))
     assert not manifest.manifest_is_current()
+
+
+def test_a_parse_never_shows_a_reader_half_a_manifest() -> None:
+    """`dagster dev` parses again on every load of the code location, while other processes (a run, its
+    tests) read target/manifest.json without the parse lock: each read gets a whole file."""
+    path = dbt_project.manifest_path
+    reads, cut_short = 0, 0
+    parsing = threading.Event()
+    parsing.set()
+
+    def read_until_parsed() -> None:
+        nonlocal reads, cut_short
+        while parsing.is_set():
+            text = path.read_bytes()
+            reads += 1
+            try:
+                json.loads(text)
+            except ValueError:
+                cut_short += 1
+
+    reader = threading.Thread(target=read_until_parsed)
+    reader.start()
+    try:
+        manifest._parse_project(unless_current=False)
+    finally:
+        parsing.clear()
+        reader.join()
+    assert reads > 10 and cut_short == 0, (reads, cut_short)
+    assert manifest.manifest_is_current()

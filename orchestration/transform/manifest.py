@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from orchestration.settings import DBT_PROJECT_DIR
-from orchestration.transform.project import dbt_cli, dbt_project
+from orchestration.transform.project import PARTIAL_PARSE_FILE, dbt_cli, dbt_project
 
 BUILD_OUTPUTS = frozenset({"target", "logs", "dbt_packages"})
 
@@ -54,14 +56,27 @@ def manifest_is_current() -> bool:
 
 
 def _parse_project(*, unless_current: bool) -> None:
-    """`dbt parse` into target/, one process at a time (a run, the UI and tests may start together: a
-    manifest.json read while another process writes it would be cut short)."""
+    """`dbt parse` for target/, one process at a time (a run, the UI and tests may start together).
+
+    dbt writes manifest.json in place, and the processes that load the dbt assets read it without this
+    lock (a run starting while `dagster dev` reloads its code): so dbt parses into a scratch folder
+    beside it, seeded with the current parse state, and its manifest.json and parse state are moved
+    in, each by one rename. A reader gets the old file or the new one, never a file cut short.
+    """
     target = dbt_project.project_dir / dbt_project.target_path
     target.mkdir(parents=True, exist_ok=True)
     with open(target / ".parse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (unless_current and manifest_is_current()):
-            dbt_cli().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+        if unless_current and manifest_is_current():
+            return
+        with tempfile.TemporaryDirectory(prefix=".parse-", dir=target) as folder:
+            scratch = Path(folder)
+            if (target / PARTIAL_PARSE_FILE).exists():  # dbt then parses only what changed
+                shutil.copy2(target / PARTIAL_PARSE_FILE, scratch / PARTIAL_PARSE_FILE)
+            dbt_cli().cli(["parse", "--quiet"], target_path=scratch).wait()
+            os.replace(scratch / PARTIAL_PARSE_FILE, target / PARTIAL_PARSE_FILE)
+            # The manifest last: its modification time is what marks the parse current.
+            os.replace(scratch / "manifest.json", target / "manifest.json")
 
 
 def prepare_manifest() -> None:
