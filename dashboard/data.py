@@ -121,11 +121,11 @@ def money_at_risk(con: duckdb.DuckDBPyConnection) -> tuple[CurrencyRisk, ...]:
     """Per currency, the payment balances out of balance as the rules see them: |balance| rounded half
     away from zero to the currency's minor unit (a balance of 0.4 JPY is none), summed exactly, and the
     orders they come from."""
-    rounded = round_to_minor_units_sql("abs(payment_balance_amount)", "currency")
+    at_risk = round_to_minor_units_sql("abs(payment_balance_amount)", "currency")
     rows = _rows(
         con,
-        f"select currency, sum({rounded}), count(*) filter (where {rounded} > 0) from fact_order_audit"
-        " group by currency order by currency",
+        "select currency, sum(at_risk), count(*) filter (where at_risk > 0)"
+        f" from (select currency, {at_risk} as at_risk from fact_order_audit) group by currency order by currency",
     )
     return tuple(CurrencyRisk(currency, Decimal(amount), int(orders)) for currency, amount, orders in rows)
 

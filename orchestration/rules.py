@@ -11,6 +11,7 @@ the generator, the dashboard and the tests can use it):
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -98,11 +99,7 @@ def minor_units(currency: str | None) -> int:
 
 def minor_units_sql(currency_sql: str) -> str:
     """A portable SQL CASE giving the minor-unit exponent of `currency_sql`, as the dbt macro does."""
-    branches = "".join(
-        f" WHEN {currency_sql} IN ({', '.join(repr(code) for code in codes)}) THEN {units}"
-        for units, codes in _currencies_by_minor_units().items()
-    )
-    return f"CASE{branches} ELSE {DEFAULT_MINOR_UNITS} END"
+    return _case_by_minor_units(currency_sql, str)
 
 
 def round_to_minor_units_sql(amount_sql: str, currency_sql: str) -> str:
@@ -110,15 +107,19 @@ def round_to_minor_units_sql(amount_sql: str, currency_sql: str) -> str:
     compare amounts, as DECIMAL(38, 6). Each branch rounds to a constant precision and is cast to that
     one type: left to itself, DuckDB gives branches of DECIMAL(38, 0) and DECIMAL(38, 2) the type
     DECIMAL(38, 0) (no room left to widen), and 189.36 EUR would come out as 189."""
+    return _case_by_minor_units(
+        currency_sql, lambda units: f"cast(round({amount_sql}, {units}) as decimal(38, 6))"
+    )
 
-    def rounded(units: int) -> str:
-        return f"cast(round({amount_sql}, {units}) as decimal(38, 6))"
 
+def _case_by_minor_units(currency_sql: str, expression: Callable[[int], str]) -> str:
+    """SQL: CASE over the currency's minor-unit exponent, `expression(exponent)` in each branch (the
+    Python twin of the dbt macro `case_by_minor_units`)."""
     branches = "".join(
-        f" WHEN {currency_sql} IN ({', '.join(repr(code) for code in codes)}) THEN {rounded(units)}"
+        f" WHEN {currency_sql} IN ({', '.join(repr(code) for code in codes)}) THEN {expression(units)}"
         for units, codes in _currencies_by_minor_units().items()
     )
-    return f"CASE{branches} ELSE {rounded(DEFAULT_MINOR_UNITS)} END"
+    return f"CASE{branches} ELSE {expression(DEFAULT_MINOR_UNITS)} END"
 
 
 def _currencies_by_minor_units() -> dict[int, list[str]]:
