@@ -124,16 +124,20 @@ def _iso_date(name: str, text: str) -> str:
         raise _bad(name, "a date as YYYY-MM-DD", text) from None
 
 
+def utc_datetime(text: str) -> datetime:
+    """An ISO 8601 date or time as a naive UTC datetime: one with an offset is converted, one without is
+    taken as UTC. ValueError when it is not one."""
+    value = datetime.fromisoformat(text.strip())
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
 def _utc_time(name: str, text: str) -> str:
-    """An ISO 8601 date or time, as `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC: a time with an offset is
-    converted (DuckDB's cast to TIMESTAMP would drop the offset), one without is taken as UTC."""
+    """An ISO 8601 date or time, as `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC (`utc_datetime`: DuckDB's cast
+    to TIMESTAMP would drop an offset)."""
     try:
-        value = datetime.fromisoformat(text.strip())
+        return utc_datetime(text).isoformat(sep=" ")
     except ValueError:
         raise _bad(name, "an ISO 8601 time such as 2026-11-10T18:00:00Z", text) from None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(sep=" ")
 
 
 def _utc_time_or_empty(name: str, text: str) -> str:

@@ -20,7 +20,7 @@ import duckdb
 
 from orchestration.duck import connect
 from orchestration.rules import DEFAULT_MINOR_UNITS, currency_minor_units, minor_units_sql
-from orchestration.settings import Settings
+from orchestration.settings import Settings, utc_datetime
 
 
 def _amount_in_minor_units(amount_sql: str, currency_sql: str) -> str:
@@ -167,12 +167,12 @@ class Decision:
 
 
 def parse_until(text: str) -> datetime:
-    """An ISO 8601 time; one without an offset is taken as UTC."""
+    """An ISO 8601 time (a lowercase `z` too); one without an offset is taken as UTC."""
     try:
-        value = datetime.fromisoformat(text.strip().replace("z", "Z"))
+        value = utc_datetime(text.replace("z", "Z"))
     except ValueError as error:
         raise TriageError(f"--until {text!r} is not an ISO 8601 time such as 2026-11-12T09:00:00Z") from error
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.replace(tzinfo=UTC)
 
 
 def _refusal(state: str, decision: Decision, as_of: datetime | None) -> str | None:
