@@ -351,3 +351,34 @@ def test_a_parse_never_shows_a_reader_half_a_manifest() -> None:
         reader.join()
     assert reads > 10 and cut_short == 0, (reads, cut_short)
     assert manifest.manifest_is_current()
+
+
+# ------------------------------------------------------------------ Python 3.11's fork server socket under a long TMPDIR
+
+_START_THE_FORK_SERVER = "from multiprocessing import forkserver; forkserver.ensure_running()"
+_PREWARM = "from orchestration.quality.launcher import prewarm; prewarm()"
+
+
+def test_a_long_tmpdir_still_breaks_the_fork_server_and_prewarm_keeps_its_socket_short(
+    tmp_path: Path,
+) -> None:
+    """With TMPDIR at 80 characters, the fork server's socket path passes Linux's 107 bytes: Python 3.11
+    fails with "AF_UNIX path too long" (a run under pytest's deep temp folders did), `prewarm` starts it."""
+    long_tmpdir = tmp_path / ("t" * max(1, 80 - len(str(tmp_path)) - 1))
+    long_tmpdir.mkdir()
+    environment = {**os.environ, "TMPDIR": str(long_tmpdir)}
+
+    def run(code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120
+        )
+
+    unpatched = run(_START_THE_FORK_SERVER)
+    if unpatched.returncode == 0:
+        pytest.fail(
+            "Python now keeps the fork server's socket short itself: remove _keep_the_socket_path_short"
+        )
+    assert "AF_UNIX path too long" in unpatched.stderr
+    prewarmed = run(_PREWARM)
+    assert prewarmed.returncode == 0, prewarmed.stderr
+    assert not any(long_tmpdir.iterdir())

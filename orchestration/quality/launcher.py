@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing import forkserver
+from multiprocessing import forkserver, util
 from pathlib import Path
 
 from orchestration.quality.results import ValidationReport, failed
@@ -38,6 +38,12 @@ DEFAULT_TIMEOUT_SECONDS = float(variable("ORDER_AUDIT_QUALITY_TIMEOUT_SECONDS").
 PRELOADED_MODULES = ["orchestration.quality.forkserver_preload"]
 
 _forkserver_context = multiprocessing.get_context("forkserver")
+
+# Linux keeps at most 107 bytes of a Unix socket's path. The fork server listens on
+# <temp>/pymp-XXXXXXXX/listener-XXXXXXXX, 32 bytes more than the temp folder's path.
+_UNIX_SOCKET_PATH_MAX = 107
+_SOCKET_PATH_SUFFIX = len("/pymp-12345678/listener-12345678")
+_SHORT_TEMP_DIRS = ("/tmp", "/var/tmp", "/usr/tmp")
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,29 @@ class LaunchResult:
 
 def prewarm() -> None:
     """Start the fork server (if it is not running) and let it import GX while the caller goes on."""
+    _keep_the_socket_path_short()
     _forkserver_context.set_forkserver_preload(PRELOADED_MODULES)
     forkserver.ensure_running()
+
+
+def _keep_the_socket_path_short() -> None:
+    """Put multiprocessing's temp folder (and so the fork server's socket) in /tmp when TMPDIR is too long.
+
+    Python 3.11 builds the socket's path from TMPDIR and fails with "AF_UNIX path too long" past 107
+    bytes (a TMPDIR of 76 characters or more). Python 3.13 and later fall back to /tmp themselves
+    (CPython gh-132124), as this does. The folder is multiprocessing's own, removed when the process exits.
+    """
+    if len(tempfile.gettempdir()) + _SOCKET_PATH_SUFFIX <= _UNIX_SOCKET_PATH_MAX:
+        return
+    short = next((d for d in _SHORT_TEMP_DIRS if os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK)), None)
+    if short is None:
+        return
+    configured = tempfile.tempdir
+    tempfile.tempdir = short
+    try:
+        util.get_temp_dir()
+    finally:
+        tempfile.tempdir = configured
 
 
 def _all_failed(
