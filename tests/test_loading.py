@@ -283,6 +283,53 @@ def test_parquet_extracts_load_like_their_text_twins(landing: Path, tmp_path: Pa
         con.close()
 
 
+@pytest.mark.parametrize("amount_type", ["double", "decimal(18, 2)"])
+def test_money_in_a_parquet_column_that_is_not_text_is_quarantined(
+    landing: Path, tmp_path: Path, amount_type: str
+) -> None:
+    """Money is decimal strings, never floats (extracts.md): a Parquet file with numeric money is bad input
+    on every row that has an amount, as a JSON number is, for the CSV sources and for orders."""
+    con = duckdb.connect()
+    payments = landing / "payments" / "payments_2026-11-09.parquet"
+    con.execute(
+        f"copy (select 'P7' as payment_id, 'O1' as order_id, 'capture' as event_type,"
+        f" cast(1.5 as {amount_type}) as amount, 'USD' as currency, 'succeeded' as status,"
+        f" '2026-11-09T10:00:00Z' as processed_at, 'R7' as psp_reference, 'card' as method)"
+        f" to '{payments}' (format parquet)"
+    )
+    orders = landing / "orders" / "orders_2026-11-09.parquet"
+    con.execute(
+        f"copy (select 'O9' as order_id, 'C9' as customer_id, 'paid' as status, 'EUR' as currency,"
+        f" '2026-11-09T08:00:00Z' as created_at, '2026-11-09T09:00:00Z' as updated_at,"
+        f" cast(12 as {amount_type}) as total_amount,"
+        f" [{{'line_id': '1', 'sku': 'S1', 'quantity': 3, 'unit_price': '4.00'}}] as lines)"
+        f" to '{orders}' (format parquet)"
+    )
+    con.close()
+    warehouse = tmp_path / "wh.duckdb"
+    loaded = _load_all(warehouse, landing)
+    assert loaded["payments"] == (2, 1, 1) and loaded["orders"] == (
+        2,
+        1,
+        1,
+    )  # beside the fixture's CSV and JSON
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        quarantined = con.execute(
+            "select source_file, reason_code, reason from raw.quarantine order by source_file"
+        ).fetchall()
+    finally:
+        con.close()
+    assert [(file, code) for file, code, _ in quarantined] == [
+        ("orders_2026-11-09.parquet", "invalid_money"),
+        ("payments_2026-11-09.parquet", "invalid_money"),
+    ]
+    assert (
+        "expected a decimal string" in quarantined[1][2]
+        and amount_type.split("(")[0] in quarantined[1][2].lower()
+    )
+
+
 def test_pending_dates_are_those_with_files_new_or_changed_since_their_load(
     landing: Path, tmp_path: Path
 ) -> None:

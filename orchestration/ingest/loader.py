@@ -30,7 +30,7 @@ from orchestration.ingest.landing import LandingFile, landing_files
 from orchestration.ingest.pending import settled_files
 from orchestration.ingest.readers import FileRejected
 from orchestration.ingest.schema import MANIFEST_NEWEST_FIRST, create_raw_schema
-from orchestration.ingest.sources import ORDER_LINE_COLUMNS, ORDERS, SourceSpec
+from orchestration.ingest.sources import ORDER_LINE_COLUMNS, ORDERS, RowRule, SourceSpec
 from orchestration.ingest.validation import validate_order_documents, validate_table_rows
 
 
@@ -121,14 +121,15 @@ def _read_and_validate(con: duckdb.DuckDBPyConnection, spec: SourceSpec, landing
             readers.read_jsonl(con, paths)
         validate_order_documents(con, spec)
     else:
+        file_rules: list[RowRule] = []
         if file_format == "parquet":
-            readers.read_parquet_table(con, spec, path)
+            file_rules = readers.read_parquet_table(con, spec, path)
         elif file_format == "jsonl":
             readers.read_jsonl(con, paths)
             readers.project_json_columns(con, spec)
         else:
             readers.read_csv(con, spec, paths)
-        validate_table_rows(con, spec)
+        validate_table_rows(con, spec, file_rules)
 
 
 def _write_rows(con: duckdb.DuckDBPyConnection, spec: SourceSpec, load_id: str) -> dict[int, tuple[int, int]]:

@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.duck import scalar, sql_string
-from orchestration.ingest.sources import SourceSpec
+from orchestration.ingest.sources import RowRule, SourceSpec, typed_money
 
 
 class FileRejected(Exception):
@@ -302,12 +302,14 @@ def read_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, paths: Path | lis
     )
 
 
-def read_parquet_table(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path) -> None:
+def read_parquet_table(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path) -> list[RowRule]:
+    """`_incoming` from a Parquet file, every column as text; returns the rules its column types add (money
+    in a column that is not text is bad input on every row that has it)."""
     try:
         described = con.execute(f"describe select * from read_parquet({sql_string(path)})").fetchall()
     except duckdb.Error as error:
         raise FileRejected("unreadable", str(error).splitlines()[0]) from error
-    present = {row[0] for row in described}
+    present = {row[0]: row[1] for row in described}
     missing = [column for column in spec.columns if column not in present]
     if missing:
         raise FileRejected("wrong_header", f"parquet file lacks columns {', '.join(missing)}")
@@ -320,6 +322,9 @@ def read_parquet_table(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: P
         """
     )
     _empty_unparseable(con)
+    return [
+        typed_money(column, present[column]) for column in spec.money_columns if present[column] != "VARCHAR"
+    ]
 
 
 def _documents_from(con: duckdb.DuckDBPyConnection, lines_sql: str, files: int) -> None:

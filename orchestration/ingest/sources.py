@@ -123,6 +123,16 @@ def integer(column: str, *, positive: bool) -> RowRule:
     )
 
 
+def typed_money(column: str, parquet_type: str) -> RowRule:
+    """Money in a Parquet column of another type than text: a float, or an exact number that the
+    contract's decimal strings do not allow either (JSON numbers are bad input likewise)."""
+    return RowRule(
+        "invalid_money",
+        f"{column} is not null",
+        f"'{column} is a Parquet {parquet_type} column, expected a decimal string'",
+    )
+
+
 def calendar_date(column: str) -> RowRule:
     value = f"trim({column})"
     return RowRule(
@@ -142,6 +152,7 @@ class SourceSpec:
     columns: tuple[str, ...]
     rules: tuple[RowRule, ...] = field(default=())
     required_source: bool = True
+    money_columns: tuple[str, ...] = ()
 
     @property
     def raw_table(self) -> str:
@@ -170,6 +181,7 @@ PAYMENTS = SourceSpec(
         currency("currency"),
         timestamp("processed_at"),
     ),
+    money_columns=("amount",),
 )
 
 INVENTORY_MOVEMENTS = SourceSpec(
@@ -224,6 +236,7 @@ PRODUCTS = SourceSpec(
         timestamp("valid_from"),
     ),
     required_source=False,
+    money_columns=("unit_price",),
 )
 
 ORDER_COLUMNS = (
@@ -248,6 +261,7 @@ ORDERS = SourceSpec(
     name="orders",
     extensions=("jsonl", "parquet"),
     columns=ORDER_COLUMNS,
+    money_columns=ORDER_MONEY_FIELDS,
     rules=(
         *(required(c) for c in ("order_id", "customer_id", "status", "currency", "created_at", "updated_at")),
         required("total_amount"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 
 from orchestration.ingest.sources import (
@@ -23,12 +25,15 @@ def _error_list(rules: tuple[RowRule, ...] | list[RowRule]) -> str:
     return f"case when {any_broken} then {messages} else cast([] as varchar[]) end"
 
 
-def validate_table_rows(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
+def validate_table_rows(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, file_rules: Sequence[RowRule] = ()
+) -> None:
     """`_validated`: the columns of `_incoming` plus `_errors`, the list of broken rules (empty for a clean
-    row). A row's text stays in `_incoming`: only quarantined rows need it."""
+    row), the source's and `file_rules` (those a file's format adds). A row's text stays in `_incoming`:
+    only quarantined rows need it."""
     con.execute(
         f"create or replace temp table _validated as"
-        f" select * exclude (raw_text), {_error_list(spec.rules)} as _errors from _incoming"
+        f" select * exclude (raw_text), {_error_list([*spec.rules, *file_rules])} as _errors from _incoming"
     )
 
 
