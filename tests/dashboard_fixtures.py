@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from orchestration.publish.serving import publish
-from orchestration.rules import rule_catalog
+from orchestration.rules import round_to_minor_units_sql, rule_catalog
 
 
 @dataclass(frozen=True)
@@ -284,7 +284,7 @@ def _order_rows() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tu
     return facts, exceptions, events
 
 
-AGG_SQL = """
+AGG_SQL = f"""
 create table main.agg_reconciliation_daily as
 with exceptions_per_order as (
     select order_id,
@@ -302,7 +302,8 @@ select
     cast(sum(o.captured_amount) as decimal(38, 6)) as captured_amount,
     cast(sum(o.psp_refunded_amount) as decimal(38, 6)) as refunded_amount,
     cast(sum(o.net_paid_amount) as decimal(38, 6)) as net_paid_amount,
-    cast(sum(abs(o.payment_balance_amount)) as decimal(38, 6)) as money_at_risk_amount,
+    cast(sum(abs({round_to_minor_units_sql("o.payment_balance_amount", "o.currency")})) as decimal(38, 6))
+        as money_at_risk_amount,
     cast(sum(case when o.audit_status <> 'ok' then 1 else 0 end) as bigint) as orders_with_exceptions,
     cast(sum(case when o.audit_status = 'exception' then 1 else 0 end) as bigint) as orders_in_exception,
     cast(sum(case when o.audit_status = 'warning' then 1 else 0 end) as bigint) as orders_in_warning,

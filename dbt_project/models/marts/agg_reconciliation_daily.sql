@@ -41,7 +41,8 @@ final as (
         cast(sum(orders.captured_amount) as decimal(38, 6)) as captured_amount,
         cast(sum(orders.psp_refunded_amount) as decimal(38, 6)) as refunded_amount,
         cast(sum(orders.net_paid_amount) as decimal(38, 6)) as net_paid_amount,
-        cast(sum(abs(orders.payment_balance_amount)) as decimal(38, 6)) as money_at_risk_amount,
+        cast(sum(abs({{ round_to_minor_unit('orders.payment_balance_amount', 'orders.currency') }})) as decimal(38, 6))
+            as money_at_risk_amount,
         cast(sum(case when orders.audit_status <> 'ok' then 1 else 0 end) as bigint) as orders_with_exceptions,
         cast(sum(case when orders.audit_status = 'exception' then 1 else 0 end) as bigint) as orders_in_exception,
         cast(sum(case when orders.audit_status = 'warning' then 1 else 0 end) as bigint) as orders_in_warning,
