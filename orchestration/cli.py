@@ -36,13 +36,15 @@ EXIT_WAREHOUSE_LOCKED = 3  # `order-audit run`: another process held the warehou
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.generator import generate
     from orchestration.generator.config import GenerationConfig
+    from orchestration.generator.writer import check_output
 
     out = Path(args.out) if args.out else settings.extracts_dir
     start_date = date.fromisoformat(args.start_date)
-    try:  # the generator's own limits (order ids have 8 digits), before it empties the folder
+    try:  # the generator's own limits (order ids have 8 digits) and no real extract there, before it empties the folder
         GenerationConfig(
             out, args.orders, args.seed, args.days, start_date, args.exception_rate, args.bad_rows
         )
+        check_output(out)
     except ValueError as error:
         print(f"order-audit generate: {error}", file=sys.stderr)
         return 2

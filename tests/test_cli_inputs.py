@@ -180,3 +180,22 @@ def test_a_range_without_files_of_a_required_source_is_refused_before_the_run(tm
     ), done.stdout
     assert "(its landing files are dated 2026-11-01 to 2026-11-02)" in done.stdout
     assert "Running order_audit_job" not in done.stdout, "no run started"
+
+
+def test_generate_replaces_only_what_it_wrote_and_never_deletes_a_real_extract(tmp_path: Path) -> None:
+    out = tmp_path / "extracts"
+    small = ("generate", "--orders", "20", "--days", "2", "--out", str(out))
+    assert _order_audit(*small).returncode == 0
+    again = _order_audit(*small, "--seed", "7")
+    assert again.returncode == 0, again.stderr  # its own earlier files are replaced
+
+    delivered = out / "payments" / "payments_2026-11-02_psp.csv"
+    delivered.write_text("payment_id,order_id\nP1,O1\n")
+    changed = sorted((out / "orders").iterdir())[0]
+    changed.write_text(changed.read_text() + "\n")
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    refused = _order_audit(*small)
+    assert refused.returncode == 2
+    assert "holds 2 extract file(s) that generate did not write or that changed" in refused.stderr
+    assert "payments/payments_2026-11-02_psp.csv" in refused.stderr and "Traceback" not in refused.stderr
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before

@@ -60,8 +60,8 @@ def generate(
 ) -> GenerationSummary:
     """Write a full, deterministic set of extracts and their ground truth into `out_dir`.
 
-    Files of an earlier run in the source folders (named `<source>_*`) and the old ground truth are
-    removed first. The audit as-of time of the clean rows is `manifest.json`'s `as_of`
+    The files an earlier generation wrote into the source folders and the old ground truth are removed
+    first; any other extract file there (named `<source>_*`) stops it (`writer.ForeignExtractsError`). The audit as-of time of the clean rows is `manifest.json`'s `as_of`
     (23:59:00 UTC of the last day).
     """
     cfg = GenerationConfig(Path(out_dir), orders, seed, days, start_date, exception_rate, bad_rows_rate)
@@ -109,6 +109,7 @@ def generate(
             "rows_per_source": rows,
         }
         truth = writer.write_ground_truth(ctx, rejected, manifest)
+        truth.append(writer.record_written(cfg, files + [p for _, p, _ in rejected]))
     finally:
         ctx.con.close()
     return GenerationSummary(

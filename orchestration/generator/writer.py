@@ -19,16 +19,64 @@ def _path_sql(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+WRITTEN_FILES = "written_files.json"
+
+
+class ForeignExtractsError(ValueError):
+    """The output folder holds extract files that no earlier generation wrote: never removed."""
+
+
+def _extract_files(out_dir: Path) -> list[Path]:
+    return sorted(
+        path for source in SOURCES for path in (out_dir / source).glob(f"{source}_*") if path.is_file()
+    )
+
+
+def _written_by_us(out_dir: Path) -> dict[str, int]:
+    """{path relative to `out_dir`: size} of the files the last generation into `out_dir` wrote."""
+    record = out_dir / GROUND_TRUTH_DIR / WRITTEN_FILES
+    try:
+        return {str(name): int(size) for name, size in json.loads(record.read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def check_output(out_dir: Path) -> None:
+    """Raise `ForeignExtractsError` when `out_dir` holds an extract file that the last generation into it
+    did not write, or that changed since (a real delivery, a hand-made correction): generating would
+    delete it."""
+    ours = _written_by_us(out_dir)
+    foreign = [
+        path.relative_to(out_dir)
+        for path in _extract_files(out_dir)
+        if ours.get(str(path.relative_to(out_dir))) != path.stat().st_size
+    ]
+    if foreign:
+        listed = ", ".join(str(path) for path in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ForeignExtractsError(
+            f"{out_dir} holds {len(foreign)} extract file(s) that generate did not write or that changed"
+            f" since ({listed}); generating replaces every extract file there, so it stops. Generate into"
+            " another folder (--out) or move those files away first."
+        )
+
+
 def clear_output(cfg: GenerationConfig) -> None:
-    """Remove extracts of an earlier run (files named like ours) and the old ground truth."""
+    """Remove the extracts an earlier generation wrote and the old ground truth (`check_output` first)."""
+    check_output(cfg.out_dir)
+    for path in _extract_files(cfg.out_dir):
+        path.unlink()
     for source in SOURCES:
-        folder = cfg.out_dir / source
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob(f"{source}_*"):
-            if stale.is_file():
-                stale.unlink()
+        (cfg.out_dir / source).mkdir(parents=True, exist_ok=True)
     shutil.rmtree(cfg.out_dir / GROUND_TRUTH_DIR, ignore_errors=True)
     (cfg.out_dir / GROUND_TRUTH_DIR).mkdir(parents=True)
+
+
+def record_written(cfg: GenerationConfig, files: list[Path]) -> Path:
+    """Note the extract files this generation wrote, so that the next one may replace them."""
+    record = cfg.out_dir / GROUND_TRUTH_DIR / WRITTEN_FILES
+    sizes = {str(path.relative_to(cfg.out_dir)): path.stat().st_size for path in sorted(files)}
+    record.write_text(json.dumps(sizes, indent=1) + "\n", encoding="utf-8")
+    return record
 
 
 def bad_row_lines(ctx: Ctx) -> None:
