@@ -90,42 +90,40 @@ def _landing_is_empty(extracts_dir: Path) -> bool:
 
 
 def _landing_date_range(settings: Settings) -> tuple[date, date] | None:
+    """The first and last extract dates of the landing files that a run can load (see `_default_range`)."""
     from orchestration.ingest.landing import landing_files
+    from orchestration.ingest.partitions import extract_date_bounds
     from orchestration.ingest.sources import SOURCES
 
+    bounds = extract_date_bounds(settings)
     dates = [
         f.extract_date
         for spec in SOURCES.values()
         for f in landing_files(settings.extracts_dir, spec)
-        if f.extract_date
+        if f.extract_date and bounds[0] <= f.extract_date <= bounds[1]
     ]
     return (min(dates), max(dates)) if dates else None
 
 
-def _required_sources_without_files(settings: Settings, first: date, last: date) -> list[str]:
-    """The required sources with no landing file dated from `first` to `last`."""
-    from orchestration.ingest.landing import landing_files
-    from orchestration.ingest.sources import SOURCES
-
-    return [
-        spec.name
-        for spec in SOURCES.values()
-        if spec.required_source and not landing_files(settings.extracts_dir, spec, (first, last))
-    ]
-
-
 def _default_range(
-    settings: Settings, landing_range: tuple[date, date], say: Callable[[str], None]
+    settings: Settings, landing_range: tuple[date, date], say: Callable[[str], None], *, one_bound_given: bool
 ) -> tuple[date, date]:
-    """The extract dates with files new or changed since they were loaded; none: the latest date."""
+    """The extract dates with files new or changed since they were loaded; none: the latest date. Files
+    dated outside the partitions (before ORDER_AUDIT_FIRST_EXTRACT_DATE, after today) are left out, said."""
+    from orchestration.ingest.partitions import extract_date_bounds, out_of_bounds_message, outside_bounds
     from orchestration.ingest.pending import pending_dates
 
+    bounds = extract_date_bounds(settings)
     pending = pending_dates(settings.extracts_dir, settings.warehouse)
+    if outside := outside_bounds(pending, bounds):
+        say(out_of_bounds_message(outside, bounds))
+        pending = [day for day in pending if day not in outside]
     if not pending:
-        say(
-            f"No extract file is new or changed since it was loaded: re-auditing with the latest extract date"
-            f" ({landing_range[1]}); new triage decisions and the routing rules are read as always."
-        )
+        if not one_bound_given:
+            say(
+                f"No extract file is new or changed since it was loaded: re-auditing with the latest extract"
+                f" date ({landing_range[1]}); new triage decisions and the routing rules are read as always."
+            )
         return landing_range[1], landing_range[1]
     return pending[0], pending[-1]
 
@@ -249,6 +247,8 @@ def _execute(
 
     prepare_manifest()
     from orchestration.definitions import defs
+    from orchestration.ingest.landing import required_sources_without_files
+    from orchestration.ingest.partitions import extract_date_bounds
     from orchestration.progress import RunProgress
     from orchestration.summary import collect_run_summary
     from orchestration.transform.assets import order_audit_dbt_assets
@@ -265,29 +265,37 @@ def _execute(
             audit_config["fulfillment_sla_hours"] = args.sla_hours
         run_config = {"ops": {"order_audit_dbt_assets": {"config": audit_config}}}
     landing_range = _landing_date_range(settings)
+    bounds = extract_date_bounds(settings)
     if landing_range is None:
-        say(f"No landing file in {settings.extracts_dir} is named <source>_<YYYY-MM-DD>[_<part>].<ext>.")
+        say(
+            f"No landing file in {settings.extracts_dir} is named <source>_<YYYY-MM-DD>[_<part>].<ext> with a"
+            f" date from ORDER_AUDIT_FIRST_EXTRACT_DATE ({bounds[0]}) to today ({bounds[1]}, UTC)."
+        )
         return 2
     given_first = date.fromisoformat(args.first) if args.first else None
     given_last = date.fromisoformat(args.last) if args.last else None
     if given_first and given_last:
         first, last = given_first, given_last
     else:
-        pending_first, pending_last = _default_range(settings, landing_range, say)
+        pending_first, pending_last = _default_range(
+            settings, landing_range, say, one_bound_given=bool(given_first or given_last)
+        )
         first = given_first or (min(pending_first, given_last) if given_last else pending_first)
         last = given_last or max(pending_last, first)
     if first > last:
         say(f"--from {first} is after --to {last}.")
         return 2
-    if first < date.fromisoformat(settings.first_extract_date):
-        if given_first:
-            say(f"--from {first} is before ORDER_AUDIT_FIRST_EXTRACT_DATE={settings.first_extract_date}.")
-        else:
-            say(
-                f"Landing files are dated from {first}, before ORDER_AUDIT_FIRST_EXTRACT_DATE={settings.first_extract_date}."
-            )
+    if first < bounds[0]:
+        say(f"--from {first} is before ORDER_AUDIT_FIRST_EXTRACT_DATE={settings.first_extract_date}.")
         return 2
-    missing = _required_sources_without_files(settings, first, last) if given_first or given_last else []
+    if last > bounds[1]:
+        say(f"--to {last} is after today ({bounds[1]}, UTC): no partition holds that extract date yet.")
+        return 2
+    missing = (
+        required_sources_without_files(settings.extracts_dir, first, last)
+        if given_first or given_last
+        else []
+    )
     if missing:  # the loaders would fail the run for them: say so before starting it
         say(
             f"No landing file of the required source(s) {', '.join(missing)} is dated {first} to {last} in"

@@ -1,16 +1,11 @@
 """The Dagster code location: one module per domain, merged, with the shared resources, job and triggers."""
 
-from dagster import (
-    AssetSelection,
-    Definitions,
-    build_schedule_from_partitioned_job,
-    define_asset_job,
-    in_process_executor,
-)
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
 from orchestration import ingest, publish, quality, transform
 from orchestration.ingest.sensors import build_landing_sensor
 from orchestration.resources import dbt_resource, warehouse_resource
+from orchestration.schedules import build_daily_schedule
 
 order_audit_job = define_asset_job(
     "order_audit_job",
@@ -19,9 +14,7 @@ order_audit_job = define_asset_job(
     description="Load the landing files of the extract date(s), build the audit mart with dbt, validate it, publish it.",
 )
 
-daily_schedule = build_schedule_from_partitioned_job(
-    order_audit_job, name="order_audit_daily", hour_of_day=6, minute_of_hour=0
-)
+daily_schedule = build_daily_schedule(order_audit_job.name)
 
 defs = Definitions.merge(
     ingest.defs,

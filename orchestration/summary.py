@@ -43,8 +43,13 @@ def _first_line(error: Any) -> str:
         )
     if error.cls_name:
         message = re.sub(rf"^(?:\w+\.)*{re.escape(error.cls_name)}: ", "", message)
-    lines = message.splitlines()
-    return lines[0] if lines else error.cls_name or "error"
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return error.cls_name or "error"
+    if lines[0].endswith(":") and len(lines) > 1:  # a heading whose list follows: "... ERROR severity:"
+        listed = "; ".join(lines[1:4]) + ("; ..." if len(lines) > 4 else "")
+        return f"{lines[0]} {listed}"
+    return lines[0]
 
 
 def _one_line(error: Any, limit: int = 600) -> str:

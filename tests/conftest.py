@@ -54,6 +54,9 @@ PER_RUN_COLUMNS = frozenset(
         "loaded_at",
         "file_path",
         "quarantined_at",
+        # raw.<table>_superseded: the load that superseded a row and when
+        "superseded_by_load_id",
+        "superseded_at",
         "run_id",
         "validated_at",
         "published_at",

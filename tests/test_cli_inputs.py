@@ -125,6 +125,15 @@ def test_step_errors_are_one_readable_line() -> None:
         _first_line(dbt)
         == "dbt failed (exit code 2): Runtime Error in model int_audit_clock: invalid timestamp"
     )
+    blocked = SerializableErrorInfo(  # Dagster's heading, its list on the next lines
+        "dagster._core.errors.DagsterAssetCheckFailedError: 1 blocking asset check failed with ERROR severity:\n"
+        "raw/payments: payments_unique_per_file\n",
+        [],
+        "DagsterAssetCheckFailedError",
+    )
+    assert _first_line(blocked) == (
+        "1 blocking asset check failed with ERROR severity: raw/payments: payments_unique_per_file"
+    )
 
 
 def test_a_run_that_publishes_nothing_labels_the_mart_it_built() -> None:
@@ -172,14 +181,18 @@ def test_a_range_without_files_of_a_required_source_is_refused_before_the_run(tm
     }
     generated = _order_audit("generate", "--orders", "20", "--days", "2", "--out", str(extracts), env=env)
     assert generated.returncode == 0, generated.stderr
-    done = _order_audit("run", "--from", "2026-12-20", "--to", "2026-12-21", env=env)
+    done = _order_audit("run", "--from", "2026-10-20", "--to", "2026-10-21", env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     assert (
-        "No landing file of the required source(s) orders, payments, inventory_movements is dated 2026-12-20 to"
-        " 2026-12-21" in done.stdout
+        "No landing file of the required source(s) orders, payments, inventory_movements is dated 2026-10-20 to"
+        " 2026-10-21" in done.stdout
     ), done.stdout
     assert "(its landing files are dated 2026-11-01 to 2026-11-02)" in done.stdout
     assert "Running order_audit_job" not in done.stdout, "no run started"
+
+    future = _order_audit("run", "--from", "2026-11-01", "--to", "2999-01-01", env=env)
+    assert future.returncode == 2 and "Running order_audit_job" not in future.stdout
+    assert "--to 2999-01-01 is after today" in future.stdout, future.stdout
 
 
 def test_generate_replaces_only_what_it_wrote_and_never_deletes_a_real_extract(tmp_path: Path) -> None:

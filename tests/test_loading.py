@@ -94,26 +94,99 @@ def test_loading_twice_changes_nothing(landing: Path, tmp_path: Path) -> None:
     assert fingerprints_differing == []
 
 
-def test_corrected_file_replaces_its_earlier_delivery(landing: Path, tmp_path: Path) -> None:
+def test_corrected_file_supersedes_its_earlier_delivery_which_stays_in_the_raw_history(
+    landing: Path, tmp_path: Path
+) -> None:
+    """extracts.md: a correction supersedes every row of the earlier delivery, clean or quarantined; the
+    earlier rows stay in the raw history marked as superseded, never deleted."""
     warehouse = tmp_path / "wh.duckdb"
+    payments = landing / "payments" / "payments_2026-11-01.csv"
+    _write(
+        payments,
+        f"{PAYMENTS_HEADER}\nP1,O1,capture,10.00,USD,succeeded,2026-11-01T10:06:00Z,ref1,card\n"
+        "P9,O1,refund,-2,USD,succeeded,2026-11-01T10:30:00Z,ref9,card\n",
+    )
     _load_all(warehouse, landing)
     _write(
-        landing / "payments" / "payments_2026-11-01.csv",
+        payments,
         f"{PAYMENTS_HEADER}\nP1,O1,capture,10.00,USD,succeeded,2026-11-01T10:06:00Z,ref1,card\n"
         "P2,O1,refund,-1,USD,succeeded,2026-11-01T11:00:00Z,ref2,card\n",
     )
     _load_all(warehouse, landing)
+    _write(
+        payments,
+        f"{PAYMENTS_HEADER}\nP1,O1,capture,10.50,USD,succeeded,2026-11-01T10:06:00Z,ref1,card\n",
+    )
+    _load_all(warehouse, landing)
     con = duckdb.connect(str(warehouse), read_only=True)
-    assert con.execute("select payment_id from raw.payments").fetchall() == [("P1",)]
-    assert con.execute("select line_number, reason_code from raw.quarantine").fetchall() == [
-        (3, "negative_amount")
-    ]
-    manifest = con.execute(
-        "select status, rows_read, rows_loaded, rows_quarantined from raw.load_manifest"
-        " where source = 'payments' order by loaded_at"
-    ).fetchall()
-    con.close()
-    assert manifest == [("loaded", 1, 1, 0), ("replaced", 2, 1, 1)]
+    try:
+        assert con.execute("select payment_id, amount from raw.payments").fetchall() == [("P1", "10.50")]
+        assert con.execute("select count(*) from raw.quarantine where source = 'payments'").fetchone() == (0,)
+        loads = [
+            load_id
+            for (load_id,) in con.execute(
+                "select load_id from raw.load_manifest where source = 'payments' order by loaded_at"
+            ).fetchall()
+        ]
+        manifest = con.execute(
+            "select status, rows_read, rows_loaded, rows_quarantined from raw.load_manifest"
+            " where source = 'payments' order by loaded_at"
+        ).fetchall()
+        assert manifest == [("loaded", 2, 1, 1), ("replaced", 2, 1, 1), ("replaced", 1, 1, 0)]
+        superseded = con.execute(
+            "select load_id, line_number, payment_id, amount, superseded_by_load_id from raw.payments_superseded"
+            " order by superseded_at, line_number"
+        ).fetchall()
+        assert superseded == [(loads[0], 2, "P1", "10.00", loads[1]), (loads[1], 2, "P1", "10.00", loads[2])]
+        superseded_bad = con.execute(
+            "select load_id, line_number, reason_code, raw_text, superseded_by_load_id"
+            " from raw.quarantine_superseded order by superseded_at"
+        ).fetchall()
+        assert superseded_bad == [
+            (
+                loads[0],
+                3,
+                "negative_amount",
+                "P9,O1,refund,-2,USD,succeeded,2026-11-01T10:30:00Z,ref9,card",
+                loads[1],
+            ),
+            (
+                loads[1],
+                3,
+                "negative_amount",
+                "P2,O1,refund,-1,USD,succeeded,2026-11-01T11:00:00Z,ref2,card",
+                loads[2],
+            ),
+        ]
+        # every row each delivery read is still somewhere: current, quarantined or superseded
+        for load_id, read in zip(loads, [2, 2, 1], strict=True):
+            kept = con.execute(
+                "select (select count(*) from raw.payments where load_id = $1)"
+                " + (select count(*) from raw.payments_superseded where load_id = $1)"
+                " + (select count(*) from raw.quarantine where load_id = $1)"
+                " + (select count(*) from raw.quarantine_superseded where load_id = $1)",
+                [load_id],
+            ).fetchone()
+            assert kept == (read,)
+    finally:
+        con.close()
+
+
+def test_a_corrected_orders_file_keeps_the_earlier_order_lines_too(landing: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "wh.duckdb"
+    _load_all(warehouse, landing)
+    _write(landing / "orders" / "orders_2026-11-01.jsonl", GOOD_ORDER.replace('"C1"', '"C2"') + "\n")
+    _load_all(warehouse, landing)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute("select customer_id from raw.orders").fetchall() == [("C2",)]
+        assert con.execute("select customer_id from raw.orders_superseded").fetchall() == [("C1",)]
+        assert con.execute("select order_id, sku from raw.order_lines_superseded").fetchall() == [
+            ("O1", "S1")
+        ]
+        assert con.execute("select count(*) from raw.order_lines").fetchone() == (1,)
+    finally:
+        con.close()
 
 
 BAD_ORDERS = {

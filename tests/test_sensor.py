@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
-from dagster import DagsterInstance, SkipReason, build_sensor_context
+import duckdb
+from dagster import DagsterInstance, RunRequest, SkipReason, build_schedule_context, build_sensor_context
 
 from orchestration.generator import generate
+from orchestration.ingest.loader import load_source
 from orchestration.ingest.sensors import build_landing_sensor
+from orchestration.ingest.sources import SOURCES
+from orchestration.schedules import build_daily_schedule
 from tests.conftest import pipeline_env, use_env
 
 
@@ -20,7 +25,8 @@ def _evaluate(cursor: str | None) -> tuple[list[str], str | None, bool]:
         result = sensor(build_sensor_context(instance=instance, cursor=cursor))
     if isinstance(result, SkipReason):
         return [], cursor, True
-    return [request.partition_key for request in result.run_requests], result.cursor, False
+    requests = result.run_requests or []
+    return [request.partition_key for request in requests], result.cursor, not requests
 
 
 def test_sensor_requests_runs_for_new_and_redelivered_files(tmp_path: Path, isolated_environ: None) -> None:
@@ -68,3 +74,66 @@ def test_a_new_decision_file_requests_a_run_of_the_latest_extract_date(
     partitions, cursor, skipped = _evaluate(cursor)
     assert not skipped and partitions == ["2026-11-03"]
     assert _evaluate(cursor)[2], "an applied decision file is not new again"
+
+
+def _load_everything(warehouse: Path, extracts: Path) -> None:
+    con = duckdb.connect(str(warehouse))
+    try:
+        for spec in SOURCES.values():
+            load_source(con, spec, extracts)
+    finally:
+        con.close()
+
+
+def test_turned_on_after_runs_the_sensor_requests_only_what_is_not_loaded(
+    tmp_path: Path, isolated_environ: None
+) -> None:
+    env = pipeline_env(tmp_path)
+    generate(env.extracts, orders=40, seed=2, days=3)
+    use_env(env)
+    _load_everything(env.warehouse, env.extracts)
+    partitions, cursor, skipped = _evaluate(None)
+    assert skipped and partitions == [] and cursor, "every file is loaded: no run, and the cursor is set"
+
+    held = next(env.extracts.glob("payments/payments_2026-11-02*.csv"))
+    held.write_text(held.read_text() + "PAY-NEW,,capture,1.00,USD,succeeded,2026-11-02T10:00:00Z,,card\n")
+    partitions, _, _ = _evaluate(None)
+    assert partitions == ["2026-11-02"], "a file changed since its load is still new on the first evaluation"
+
+
+def test_a_file_dated_outside_the_partitions_is_logged_not_requested(
+    tmp_path: Path, isolated_environ: None
+) -> None:
+    env = pipeline_env(tmp_path)
+    generate(env.extracts, orders=40, seed=2, days=3)
+    use_env(env)
+    _, cursor, _ = _evaluate(None)
+    header = next(env.extracts.glob("payments/*.csv")).read_text().splitlines()[0]
+    for stray in ("payments_2025-09-30.csv", "payments_2999-01-15.csv"):
+        (env.extracts / "payments" / stray).write_text(header + "\n")
+    partitions, later_cursor, skipped = _evaluate(cursor)  # before: DagsterUnknownPartitionError, every tick
+    assert skipped and partitions == []
+    assert later_cursor != cursor and _evaluate(later_cursor)[2]
+
+
+def _tick(at: datetime) -> RunRequest | SkipReason:
+    schedule = build_daily_schedule("order_audit_job")
+    with DagsterInstance.ephemeral() as instance:
+        result = schedule(build_schedule_context(instance=instance, scheduled_execution_time=at))
+    assert isinstance(result, RunRequest | SkipReason)
+    return result
+
+
+def test_the_daily_schedule_runs_the_previous_extract_date_once_it_has_landed(
+    tmp_path: Path, isolated_environ: None
+) -> None:
+    env = pipeline_env(tmp_path)
+    generate(env.extracts, orders=40, seed=2, days=3)
+    use_env(env)
+    request = _tick(datetime(2026, 11, 3, 6, 0, tzinfo=UTC))
+    assert isinstance(request, RunRequest) and request.partition_key == "2026-11-02"
+    skipped = _tick(datetime(2026, 11, 5, 6, 0, tzinfo=UTC))
+    assert isinstance(skipped, SkipReason)
+    assert "no landing file of orders, payments, inventory_movements dated 2026-11-04" in str(
+        skipped.skip_message
+    )

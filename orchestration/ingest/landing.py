@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from orchestration.ingest.sources import SourceSpec
+from orchestration.ingest.sources import SOURCES, SourceSpec
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,13 @@ def landing_files(
         first, last = dates
         found = [f for f in found if f.extract_date is None or first <= f.extract_date <= last]
     return sorted(found, key=lambda f: (f.extract_date or date.min, f.file_name.encode()))
+
+
+def required_sources_without_files(extracts_dir: Path, first: date, last: date) -> list[str]:
+    """The required sources (orders, payments, inventory movements) with no landing file dated from `first`
+    to `last`: a run of those dates would fail its loaders."""
+    return [
+        spec.name
+        for spec in SOURCES.values()
+        if spec.required_source and not landing_files(extracts_dir, spec, (first, last))
+    ]

@@ -29,7 +29,7 @@ from orchestration.ingest import readers
 from orchestration.ingest.landing import LandingFile, landing_files
 from orchestration.ingest.pending import settled_files
 from orchestration.ingest.readers import FileRejected
-from orchestration.ingest.schema import MANIFEST_NEWEST_FIRST, create_raw_schema
+from orchestration.ingest.schema import MANIFEST_NEWEST_FIRST, create_raw_schema, superseded_table
 from orchestration.ingest.sources import ORDER_LINE_COLUMNS, ORDERS, RowRule, SourceSpec
 from orchestration.ingest.validation import validate_order_documents, validate_table_rows
 
@@ -310,12 +310,7 @@ def _load_changed(
     con.execute("begin transaction")
     try:
         if replacing:
-            for table in (spec.raw_table, *(["raw.order_lines"] if spec is ORDERS else [])):
-                con.execute(f"delete from {table} where list_contains(?, source_file)", [replacing])
-            con.execute(
-                "delete from raw.quarantine where source = ? and list_contains(?, source_file)",
-                [spec.name, replacing],
-            )
+            _supersede(con, spec, replacing, load_id)
         rows = _write_rows(con, spec, load_id)
         for index, (landing, size, sha256) in enumerate(changed):
             status = "replaced" if landing.file_name in with_rows else "loaded"
@@ -332,6 +327,26 @@ def _load_changed(
             error.add_note(f"and the rollback failed: {rollback_error}")
         raise
     return statuses
+
+
+def _supersede(con: duckdb.DuckDBPyConnection, spec: SourceSpec, file_names: list[str], load_id: str) -> None:
+    """Move every row of the earlier deliveries of `file_names`, clean or quarantined, to the
+    `_superseded` tables, marked with the load that supersedes them (in the caller's transaction)."""
+    superseded_at = _now()
+    tables = [
+        (spec.raw_table, ""),
+        *([("raw.order_lines", "")] if spec is ORDERS else []),
+        ("raw.quarantine", "source = ? and "),
+    ]
+    for table, source_filter in tables:
+        where = f"where {source_filter}list_contains(?, source_file)"
+        parameters: list[object] = [spec.name] if source_filter else []
+        con.execute(
+            f"insert into {superseded_table(table)} by name select *, ? as superseded_by_load_id,"
+            f" ? as superseded_at from {table} {where}",
+            [load_id, superseded_at, *parameters, file_names],
+        )
+        con.execute(f"delete from {table} {where}", [*parameters, file_names])
 
 
 # The most bytes of landing files read in one batch: a batch's temp tables hold a few times its size.

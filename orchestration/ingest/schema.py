@@ -35,6 +35,23 @@ MANIFEST_NEWEST_FIRST = "loaded_at desc, rowid desc"
 LINEAGE_COLUMNS = "load_id varchar not null, source_file varchar not null, extract_date date not null, line_number bigint not null"
 
 
+# A correction (a file delivered again with other bytes) supersedes every row of the earlier delivery,
+# clean or quarantined (extracts.md): those rows move from the current raw table to its `_superseded`
+# twin, never deleted, with the load that superseded them and when. Readers of the current data
+# (dbt's sources, the GX suites, the Parquet export) never see them.
+SUPERSEDED_SUFFIX = "_superseded"
+
+
+def superseded_table(table: str) -> str:
+    """`raw.payments` -> `raw.payments_superseded`."""
+    return f"{table}{SUPERSEDED_SUFFIX}"
+
+
+def files_tables() -> tuple[str, ...]:
+    """The raw tables that hold rows per delivered file, each with a `_superseded` twin."""
+    return (*(spec.raw_table for spec in (*SOURCES.values(), DECISIONS)), "raw.order_lines", "raw.quarantine")
+
+
 def _text_columns(columns: tuple[str, ...]) -> str:
     return ", ".join(f"{column} varchar" for column in columns)
 
@@ -86,3 +103,9 @@ def create_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     con.execute(ROUTING_RULES_DDL)
+    for table in files_tables():
+        con.execute(
+            f"create table if not exists {superseded_table(table)} as select *,"
+            " cast(null as varchar) as superseded_by_load_id, cast(null as timestamp) as superseded_at"
+            f" from {table} limit 0"
+        )

@@ -1,13 +1,20 @@
 """A sensor on the landing folder: a new or re-delivered file requests a run for its extract date, and a new
-triage decision file a run for the latest extract date (the decisions belong to no date; the run applies them)."""
+triage decision file a run for the latest extract date (the decisions belong to no date; the run applies them).
+
+Its first evaluation requests only the dates whose files the load manifest does not have yet, and a file
+dated outside the partitions (before ORDER_AUDIT_FIRST_EXTRACT_DATE, after today) is logged, not run."""
 
 import hashlib
 import json
 from collections import defaultdict
+from datetime import date
 
+import duckdb
 from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from orchestration.ingest.landing import landing_files
+from orchestration.ingest.partitions import extract_date_bounds, out_of_bounds_message, outside_bounds
+from orchestration.ingest.pending import pending_dates
 from orchestration.ingest.sources import DECISIONS, SOURCES
 from orchestration.settings import Settings
 
@@ -57,7 +64,33 @@ def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
         previous = json.loads(context.cursor) if context.cursor else {}
         current = landing_state()
         changes = changed_dates(previous, current)
+        if not context.cursor and changes:
+            # first evaluation (the sensor just turned on): the files already loaded, by the CLI or the
+            # schedule, are not new; the load manifest says which are (a read of a few milliseconds)
+            settings = Settings.from_env()
+            try:
+                pending = {
+                    day.isoformat() for day in pending_dates(settings.extracts_dir, settings.warehouse)
+                }
+            except duckdb.Error as error:
+                return SkipReason(
+                    f"could not read the load manifest ({str(error).splitlines()[0]}); trying again at the next tick"
+                )
+            changes = {day: paths for day, paths in changes.items() if day in pending}
+        bounds = extract_date_bounds()
+        outside = outside_bounds([date.fromisoformat(day) for day in changes], bounds)
+        if outside:  # no partition holds them: a run request would fail the tick, and every later one
+            context.log.warning(out_of_bounds_message(outside, bounds))
+            changes = {day: paths for day, paths in changes.items() if date.fromisoformat(day) not in outside}
         if not changes:
+            if outside:
+                return SensorResult(
+                    skip_reason=out_of_bounds_message(outside, bounds), cursor=json.dumps(current)
+                )
+            if not context.cursor:
+                return SensorResult(
+                    skip_reason="every landing file is loaded already", cursor=json.dumps(current)
+                )
             return SkipReason("no new or re-delivered landing files")
         requests = []
         for extract_date, paths in sorted(changes.items()):
