@@ -70,6 +70,17 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 Value = TypeVar("Value")
 
 
+def _exception_code(text: str) -> str:
+    """An argparse type: one of the rule catalog's exception codes, in any case."""
+    from orchestration.rules import rule_catalog
+
+    codes = sorted(rule.code for rule in rule_catalog())
+    code = text.strip().upper()
+    if code not in codes:
+        raise argparse.ArgumentTypeError(f"unknown exception code {text!r}; the codes are {', '.join(codes)}")
+    return code
+
+
 def _checked(check: Callable[[str, str], Value]) -> Callable[[str], Value]:
     """An argparse type checking a value as the settings check theirs: a bad one is a usage error
     (`argument --from: must be a date as YYYY-MM-DD, got '2026-13-01'`, exit status 2)."""
@@ -588,7 +599,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     queue.add_argument("--owner", help="owner team, e.g. finance")
     queue.add_argument("--route", help="route, e.g. finance-escalations")
-    queue.add_argument("--code", help="exception code, e.g. UNDERPAID")
+    queue.add_argument(
+        "--code",
+        type=_exception_code,
+        help="exception code, e.g. UNDERPAID (any case; `order-audit rules` lists them)",
+    )
     queue.add_argument(
         "--state",
         choices=("active", "open", "acknowledged", "assigned", "snoozed", "resolved", "all"),

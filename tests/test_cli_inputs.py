@@ -41,6 +41,10 @@ def _order_audit(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
             "argument --exception-rate: must be a number between 0 and 1",
         ),
         (["exceptions", "list", "--limit", "-1"], "argument --limit: must be a positive integer, got '-1'"),
+        (
+            ["exceptions", "list", "--code", "UNDERPAYED"],
+            "argument --code: unknown exception code 'UNDERPAYED'; the codes are",
+        ),
         (["bench", "--orders", "0"], "argument --orders: must be a positive integer, got '0'"),
     ],
 )

@@ -161,6 +161,9 @@ def _publish(
             " cast(? as timestamp) as audited_as_of",
             [run_id, published_at, as_of],
         )
+        con.execute(
+            f"copy serving.main.publish_log to {sql_string(staging_parquet / 'publish_log.parquet')} (format parquet)"
+        )
         con.execute("detach serving")
         con.execute("detach warehouse")
     except BaseException:
