@@ -61,8 +61,8 @@ def generate(
     """Write a full, deterministic set of extracts and their ground truth into `out_dir`.
 
     The files an earlier generation wrote into the source folders and the old ground truth are removed
-    first; any other extract file there (named `<source>_*`) stops it (`writer.ForeignExtractsError`). The audit as-of time of the clean rows is `manifest.json`'s `as_of`
-    (23:59:00 UTC of the last day).
+    first; any other extract file there (named `<source>_*`) stops it (`writer.ForeignExtractsError`).
+    The audit as-of time of the clean rows is `manifest.json`'s `as_of` (23:59:00 UTC of the last day).
     """
     cfg = GenerationConfig(Path(out_dir), orders, seed, days, start_date, exception_rate, bad_rows_rate)
     writer.clear_output(cfg)
