@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_schedule_context, build_sensor_context
 
 from orchestration.generator import generate
@@ -16,7 +17,16 @@ from orchestration.ingest.loader import load_source
 from orchestration.ingest.sensors import build_landing_sensor
 from orchestration.ingest.sources import SOURCES
 from orchestration.schedules import build_daily_schedule
-from tests.conftest import pipeline_env, use_env
+from tests.conftest import PipelineEnv, pipeline_env, use_env
+
+
+@pytest.fixture()
+def landed(tmp_path: Path, isolated_environ: None) -> PipelineEnv:
+    """Three days of generated extracts in a fresh landing folder, the environment pointing at it."""
+    env = pipeline_env(tmp_path)
+    generate(env.extracts, orders=40, seed=2, days=3)
+    use_env(env)
+    return env
 
 
 def _evaluate(cursor: str | None) -> tuple[list[str], str | None, bool]:
@@ -59,12 +69,8 @@ def test_sensor_requests_runs_for_new_and_redelivered_files(tmp_path: Path, isol
     assert partitions == ["2026-11-01"]
 
 
-def test_a_new_decision_file_requests_a_run_of_the_latest_extract_date(
-    tmp_path: Path, isolated_environ: None
-) -> None:
-    env = pipeline_env(tmp_path)
-    generate(env.extracts, orders=40, seed=2, days=3)
-    use_env(env)
+def test_a_new_decision_file_requests_a_run_of_the_latest_extract_date(landed: PipelineEnv) -> None:
+    env = landed
     _, cursor, _ = _evaluate(None)
     assert _evaluate(cursor)[2]
 
@@ -85,12 +91,8 @@ def _load_everything(warehouse: Path, extracts: Path) -> None:
         con.close()
 
 
-def test_turned_on_after_runs_the_sensor_requests_only_what_is_not_loaded(
-    tmp_path: Path, isolated_environ: None
-) -> None:
-    env = pipeline_env(tmp_path)
-    generate(env.extracts, orders=40, seed=2, days=3)
-    use_env(env)
+def test_turned_on_after_runs_the_sensor_requests_only_what_is_not_loaded(landed: PipelineEnv) -> None:
+    env = landed
     _load_everything(env.warehouse, env.extracts)
     partitions, cursor, skipped = _evaluate(None)
     assert skipped and partitions == [] and cursor, "every file is loaded: no run, and the cursor is set"
@@ -101,12 +103,8 @@ def test_turned_on_after_runs_the_sensor_requests_only_what_is_not_loaded(
     assert partitions == ["2026-11-02"], "a file changed since its load is still new on the first evaluation"
 
 
-def test_a_file_dated_outside_the_partitions_is_logged_not_requested(
-    tmp_path: Path, isolated_environ: None
-) -> None:
-    env = pipeline_env(tmp_path)
-    generate(env.extracts, orders=40, seed=2, days=3)
-    use_env(env)
+def test_a_file_dated_outside_the_partitions_is_logged_not_requested(landed: PipelineEnv) -> None:
+    env = landed
     _, cursor, _ = _evaluate(None)
     header = next(env.extracts.glob("payments/*.csv")).read_text().splitlines()[0]
     for stray in ("payments_2025-09-30.csv", "payments_2999-01-15.csv"):
@@ -124,12 +122,7 @@ def _tick(at: datetime) -> RunRequest | SkipReason:
     return result
 
 
-def test_the_daily_schedule_runs_the_previous_extract_date_once_it_has_landed(
-    tmp_path: Path, isolated_environ: None
-) -> None:
-    env = pipeline_env(tmp_path)
-    generate(env.extracts, orders=40, seed=2, days=3)
-    use_env(env)
+def test_the_daily_schedule_runs_the_previous_extract_date_once_it_has_landed(landed: PipelineEnv) -> None:
     request = _tick(datetime(2026, 11, 3, 6, 0, tzinfo=UTC))
     assert isinstance(request, RunRequest) and request.partition_key == "2026-11-02"
     skipped = _tick(datetime(2026, 11, 5, 6, 0, tzinfo=UTC))
