@@ -448,7 +448,7 @@ def _outcome(env: PipelineEnv, run: Run) -> Outcome:
         _contents(env.warehouse),
         _contents(env.serving_db),
         sorted(p.name for p in env.serving_db.parent.iterdir()),
-        {name: count for name, count in serving_rows.items() if name != "publish_log"},
+        serving_rows,
         parquet_rows,
         observation,
     )
@@ -775,7 +775,11 @@ def test_sigkill_during_the_first_load_then_rerun(lab: Lab) -> None:
     assert {"inventory_levels", "inventory_movements"} <= loaded.keys(), loaded  # loaded before the kill
     assert not {"payments", "products"} & loaded.keys(), f"raw loading went on after the kill: {loaded}"
     mart = dbt.evidence["main_tables"]
-    assert "fct_order_audit_events" in mart and "fact_order_audit" not in mart, f"not mid-build: {mart}"
+    # killed as dbt logs the start of fact_order_audit; on a loaded machine the kill can land just after
+    # that small table committed (seen once in CI): still mid-build, with nothing published (asserted above)
+    assert "fct_order_audit_events" in mart and "agg_reconciliation_daily" not in mart, (
+        f"not mid-build: {mart}"
+    )
     _assert_like_uninterrupted(chain.final, reference.outcome)
 
 
