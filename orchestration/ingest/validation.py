@@ -10,7 +10,6 @@ from orchestration.ingest.sources import (
     ORDER_COLUMNS,
     ORDER_LINE_COLUMNS,
     ORDER_LINE_RULES,
-    ORDER_MONEY_FIELDS,
     RowRule,
     SourceSpec,
 )
@@ -136,11 +135,11 @@ def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -
         ),
         RowRule("empty_lines", "lines__type = 'ARRAY' and len(line_docs) = 0", "'lines is an empty array'"),
         *spec.rules,
-        *(rule for column in ORDER_MONEY_FIELDS for rule in _json_scalar_rules(column, money=True)),
+        *(rule for column in spec.money_columns for rule in _json_scalar_rules(column, money=True)),
         *(
             rule
             for column in ORDER_COLUMNS
-            if column not in ORDER_MONEY_FIELDS
+            if column not in spec.money_columns
             for rule in _json_scalar_rules(column, money=False)
         ),
     ]
