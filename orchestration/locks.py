@@ -8,7 +8,8 @@ that read-only mode would work). Without a check, a run found out in its first l
 connection (dagster-duckdb) retries for about 100 s and then fails the step with a stack trace (or,
 when the holder writes, at once in the read-only look-up of the pending extract dates, a traceback).
 
-`claim_warehouse`, called by `order-audit run` before the Dagster job starts, does two things within
+`claim_warehouse`, called by `order-audit run` before the Dagster job starts and by every Dagster run's
+warehouse resource, does two things within
 one timeout (`ORDER_AUDIT_LOCK_TIMEOUT_SECONDS`):
 
 - takes the run lock, an advisory `flock` on `<warehouse>.lock` (the holder's PID written in it) that
@@ -22,12 +23,15 @@ one timeout (`ORDER_AUDIT_LOCK_TIMEOUT_SECONDS`):
 When either stays taken it raises `WarehouseLockedError`, whose message names the file and the
 holding process.
 
+Every Dagster run takes the same run lock, the same way, when its warehouse resource starts (before its
+first step; `orchestration/resources.py`) and keeps it to its end: a run from the UI, the schedule or
+the sensor and an `order-audit run` wait for each other (the Dagster run queue keeps Dagster's own runs
+apart; `order-audit run` runs in-process, outside it). In the process of `order-audit run`, which holds
+the lock already, the resource takes it again as the same lock.
+
 The limits: the DuckDB check is made once, at the start. A process that opens the warehouse after
 it, mid-run, still makes the next step that opens the file for writing fail (a loader after
-dagster-duckdb's retries, the dbt build at once, with DuckDB's lock message in dbt's output). The
-run lock is only taken by `order-audit run`: a run started from the Dagster UI, the schedule or the
-sensor does not take it (those runs are kept apart from each other by the Dagster run queue, not
-from an `order-audit run`, which runs in-process, outside the queue).
+dagster-duckdb's retries, the dbt build at once, with DuckDB's lock message in dbt's output).
 """
 
 from __future__ import annotations
@@ -146,16 +150,31 @@ def wait_until_writable(
 
 
 class RunLock:
-    """The run lock on `<warehouse>.lock`, held until `release` (or the end of the process)."""
+    """The run lock on `<warehouse>.lock`, held until `release` (or the end of the process).
 
-    def __init__(self, path: Path, fd: int) -> None:
+    Taken again in the process that holds it (`order-audit run` holds it, then its Dagster run's
+    warehouse resource takes it), it is the same lock: that `RunLock` holds no descriptor of its own and
+    its `release` leaves the lock to the first holder."""
+
+    def __init__(self, path: Path, fd: int | None) -> None:
         self.path = path
+        self.pid = os.getpid()
         self._fd: int | None = fd
+        if fd is not None:
+            _HELD_IN_THIS_PROCESS[path] = self
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
+            _HELD_IN_THIS_PROCESS.pop(self.path, None)
+
+
+_HELD_IN_THIS_PROCESS: dict[Path, RunLock] = {}
 
 
 def run_lock_path(warehouse: Path) -> Path:
@@ -177,7 +196,10 @@ def acquire_run_lock(
     on_wait: Callable[[LockHolder], None] | None = None,
 ) -> tuple[RunLock, float]:
     """Take the run lock of `warehouse`, waiting up to `timeout_seconds`; returns it and the seconds waited."""
-    path = run_lock_path(warehouse)
+    path = run_lock_path(warehouse.resolve())
+    holder = _HELD_IN_THIS_PROCESS.get(path)
+    if holder is not None and holder.held and holder.pid == os.getpid():  # not in a forked child
+        return RunLock(path, None), 0.0
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     started = time.monotonic()

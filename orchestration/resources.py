@@ -10,6 +10,7 @@ from dagster import InitResourceContext, ResourceDefinition, resource
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
+from orchestration.locks import LockHolder, claim_warehouse
 from orchestration.settings import Settings
 from orchestration.transform.project import dbt_cli
 
@@ -47,10 +48,23 @@ def warehouse_for(settings: Settings) -> WarehouseResource:
 
 @resource(
     description="The warehouse DuckDB file (ORDER_AUDIT_WAREHOUSE) and its DuckDB limits, read when each"
-    " run starts (not when the definitions are imported)."
+    " run starts (not when the definitions are imported). The run holds the warehouse's run lock"
+    " from its start to its end, so that it and an `order-audit run` wait for each other."
 )
-def _warehouse_of_the_run(context: InitResourceContext) -> WarehouseResource:
-    return warehouse_for(Settings.from_env())
+def _warehouse_of_the_run(context: InitResourceContext) -> Iterator[WarehouseResource]:
+    settings = Settings.from_env()
+
+    def tell_waiting(holder: LockHolder) -> None:
+        context.log.warning(
+            f"The warehouse {settings.warehouse} is locked by {holder.describe()}: waiting up to"
+            f" {settings.lock_timeout_seconds:g} s (ORDER_AUDIT_LOCK_TIMEOUT_SECONDS) for it to be free."
+        )
+
+    run_lock, _ = claim_warehouse(settings.warehouse, settings.lock_timeout_seconds, on_wait=tell_waiting)
+    try:
+        yield warehouse_for(settings)
+    finally:
+        run_lock.release()
 
 
 def warehouse_resource() -> ResourceDefinition:

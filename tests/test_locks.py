@@ -19,9 +19,18 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dagster import asset, materialize
+from dagster_duckdb import DuckDBResource
 
 from orchestration.generator import generate
-from orchestration.locks import LockHolder, WarehouseLockedError, claim_warehouse, wait_until_writable
+from orchestration.locks import (
+    LockHolder,
+    WarehouseLockedError,
+    acquire_run_lock,
+    claim_warehouse,
+    wait_until_writable,
+)
+from orchestration.resources import warehouse_resource
 from orchestration.settings import PROJECT_ROOT
 from tests.conftest import PipelineEnv, pipeline_env, run_environ
 
@@ -223,8 +232,49 @@ def test_wait_until_writable_names_the_holder_and_is_bounded(tmp_path: Path, hol
     run_lock, waited = claim_warehouse(warehouse, 5)
     try:
         assert waited == 0.0
-        with pytest.raises(WarehouseLockedError, match=rf"another order-audit run \(PID {os.getpid()}\)"):
-            claim_warehouse(warehouse, 0)  # a second claim, even from the same process, waits for the first
+        with pytest.raises(AssertionError, match="the holder did not start"):
+            holders.append(_hold("run", warehouse))  # another process's claim waits for this one
     finally:
         run_lock.release()
     claim_warehouse(warehouse, 0)[0].release()
+
+
+def test_a_dagster_run_waits_for_the_run_lock_of_an_order_audit_run(
+    tmp_path: Path, holders: list[Holder], isolated_environ: None
+) -> None:
+    """A run from the UI, the schedule or the sensor takes the run lock when its warehouse resource
+    starts: while an `order-audit run` holds it, the Dagster run waits, then fails naming the holder."""
+    env = pipeline_env(tmp_path)
+    os.environ.update(run_environ(env, lock_timeout_seconds="1"))
+
+    @asset
+    def writes_the_warehouse(warehouse: DuckDBResource) -> None:
+        with warehouse.get_connection() as con:
+            con.execute("create table written as select 1 as x")
+
+    holder = _hold("run", env.warehouse)
+    holders.append(holder)
+    blocked = materialize(
+        [writes_the_warehouse], resources={"warehouse": warehouse_resource()}, raise_on_error=False
+    )
+    assert not blocked.success
+    failure = next(event for event in blocked.all_events if event.is_failure)
+    assert f"is locked by another order-audit run (PID {holder.pid})" in str(failure.event_specific_data)
+    holder.release()
+    assert materialize([writes_the_warehouse], resources={"warehouse": warehouse_resource()}).success
+
+
+def test_the_process_holding_the_run_lock_takes_it_again_as_the_same_lock(
+    tmp_path: Path, holders: list[Holder]
+) -> None:
+    """`order-audit run` holds the lock when its Dagster run's resource takes it: no wait, and releasing
+    the inner one leaves the lock held until the outer one is released."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    outer, _ = acquire_run_lock(warehouse, 0)
+    inner, waited = acquire_run_lock(warehouse, 0)
+    assert waited == 0.0
+    inner.release()
+    with pytest.raises(AssertionError, match="the holder did not start"):
+        holders.append(_hold("run", warehouse))  # still held by `outer`
+    outer.release()
+    holders.append(_hold("run", warehouse))
