@@ -300,7 +300,8 @@ def _execute(
         say(f"--from {first} is before ORDER_AUDIT_FIRST_EXTRACT_DATE={settings.first_extract_date}.")
         return 2
     if last > bounds[1]:
-        say(f"--to {last} is after today ({bounds[1]}, UTC): no partition holds that extract date yet.")
+        option = "--to" if given_last else "--from"
+        say(f"{option} {last} is after today ({bounds[1]}, UTC): no partition holds that extract date yet.")
         return 2
     missing = (
         required_sources_without_files(settings.extracts_dir, first, last)

@@ -208,11 +208,20 @@ def test_generate_replaces_only_what_it_wrote_and_never_deletes_a_real_extract(t
 
     delivered = out / "payments" / "payments_2026-11-02_psp.csv"
     delivered.write_text("payment_id,order_id\nP1,O1\n")
-    changed = sorted((out / "orders").iterdir())[0]
-    changed.write_text(changed.read_text() + "\n")
+    changed = sorted((out / "payments").glob("payments_2026-11-01*.csv"))[0]
+    changed.write_text(changed.read_text().replace(",USD,", ",EUR,"))  # a correction of the same size
     before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
     refused = _order_audit(*small)
     assert refused.returncode == 2
-    assert "holds 2 extract file(s) that generate did not write or that changed" in refused.stderr
+    assert "holds 2 extract file(s) that generate did not write or that changed since" in refused.stderr
     assert "payments/payments_2026-11-02_psp.csv" in refused.stderr and "Traceback" not in refused.stderr
     assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+
+
+def test_generate_stops_on_a_folder_it_has_no_record_of(tmp_path: Path) -> None:
+    out = tmp_path / "extracts"
+    assert _order_audit("generate", "--orders", "20", "--days", "2", "--out", str(out)).returncode == 0
+    (out / "_ground_truth" / "written_files.json").unlink()  # as sample data of an earlier order-audit
+    refused = _order_audit("generate", "--orders", "20", "--days", "2", "--out", str(out))
+    assert refused.returncode == 2, refused.stderr
+    assert "that generate has no record of writing" in refused.stderr

@@ -111,7 +111,9 @@ def test_a_file_dated_outside_the_partitions_is_logged_not_requested(landed: Pip
         (env.extracts / "payments" / stray).write_text(header + "\n")
     partitions, later_cursor, skipped = _evaluate(cursor)  # before: DagsterUnknownPartitionError, every tick
     assert skipped and partitions == []
-    assert later_cursor != cursor and _evaluate(later_cursor)[2]
+    assert _evaluate(later_cursor)[2]
+    os.environ["ORDER_AUDIT_FIRST_EXTRACT_DATE"] = "2025-09-01"  # its date is a partition now: it is new
+    assert _evaluate(later_cursor)[0] == ["2025-09-30"]
 
 
 def _tick(at: datetime) -> RunRequest | SkipReason:

@@ -31,13 +31,7 @@
     sign({{ round_to_minor_unit('(' ~ left ~ ') - (' ~ right ~ ')', currency) }})
 {%- endmacro %}
 
-{#- '12.50 USD', '1250 JPY', '1.250 KWD': the amount with the currency's minor unit, for detail sentences;
-    an amount finer than the minor unit keeps its digits ('999.5 JPY', '0.004 USD'), so that a sentence
-    shows the numbers the rule compared, and only the difference it quotes is rounded. -#}
+{#- '12.50 USD', '1250 JPY', '1.250 KWD': the amount at the currency's minor unit, for detail sentences -#}
 {% macro format_money(amount, currency) -%}
-    {%- set exact = '(' ~ amount ~ ')' -%}
-    {{ case_by_minor_units(currency,
-        'case when round(' ~ exact ~ ', UNITS) = ' ~ exact
-        ~ ' then cast(cast(' ~ exact ~ ' as decimal(38, UNITS)) as varchar(60))'
-        ~ " else regexp_replace(cast(cast(" ~ exact ~ " as decimal(38, 6)) as varchar(60)), '0+$', '') end") }} || ' ' || {{ currency }}
+    {{ case_by_minor_units(currency, 'cast(cast(round(' ~ amount ~ ', UNITS) as decimal(38, UNITS)) as varchar(60))') }} || ' ' || {{ currency }}
 {%- endmacro %}

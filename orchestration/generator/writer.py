@@ -32,13 +32,22 @@ def _extract_files(out_dir: Path) -> list[Path]:
     )
 
 
-def _written_by_us(out_dir: Path) -> dict[str, int]:
-    """{path relative to `out_dir`: size} of the files the last generation into `out_dir` wrote."""
+def _fingerprint(path: Path) -> list[int]:
+    """Size and modification time: a file changed since it was written (even to the same size) differs."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _written_by_us(out_dir: Path) -> dict[str, list[int]] | None:
+    """{path relative to `out_dir`: fingerprint} of the files the last generation into `out_dir` wrote;
+    None when there is no record (no generation, or one by an order-audit from before the record)."""
     record = out_dir / GROUND_TRUTH_DIR / WRITTEN_FILES
     try:
-        return {str(name): int(size) for name, size in json.loads(record.read_text(encoding="utf-8")).items()}
-    except (OSError, ValueError, AttributeError):
-        return {}
+        return {
+            str(name): list(mark) for name, mark in json.loads(record.read_text(encoding="utf-8")).items()
+        }
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
 
 
 def check_output(out_dir: Path) -> None:
@@ -49,14 +58,20 @@ def check_output(out_dir: Path) -> None:
     foreign = [
         path.relative_to(out_dir)
         for path in _extract_files(out_dir)
-        if ours.get(str(path.relative_to(out_dir))) != path.stat().st_size
+        if ours is None or ours.get(str(path.relative_to(out_dir))) != _fingerprint(path)
     ]
     if foreign:
         listed = ", ".join(str(path) for path in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        why = (
+            "that generate has no record of writing (real deliveries, or sample data of an order-audit from"
+            f" before {GROUND_TRUTH_DIR}/{WRITTEN_FILES})"
+            if ours is None
+            else "that generate did not write or that changed since"
+        )
         raise ForeignExtractsError(
-            f"{out_dir} holds {len(foreign)} extract file(s) that generate did not write or that changed"
-            f" since ({listed}); generating replaces every extract file there, so it stops. Generate into"
-            " another folder (--out) or move those files away first."
+            f"{out_dir} holds {len(foreign)} extract file(s) {why}: {listed}. Generating replaces every"
+            " extract file there, so it stops. Generate into another folder (--out) or move those files"
+            " away first."
         )
 
 
@@ -74,8 +89,8 @@ def clear_output(cfg: GenerationConfig) -> None:
 def record_written(cfg: GenerationConfig, files: list[Path]) -> Path:
     """Note the extract files this generation wrote, so that the next one may replace them."""
     record = cfg.out_dir / GROUND_TRUTH_DIR / WRITTEN_FILES
-    sizes = {str(path.relative_to(cfg.out_dir)): path.stat().st_size for path in sorted(files)}
-    record.write_text(json.dumps(sizes, indent=1) + "\n", encoding="utf-8")
+    marks = {str(path.relative_to(cfg.out_dir)): _fingerprint(path) for path in sorted(files)}
+    record.write_text(json.dumps(marks, indent=1) + "\n", encoding="utf-8")
     return record
 
 

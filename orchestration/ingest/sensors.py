@@ -79,17 +79,22 @@ def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
             changes = {day: paths for day, paths in changes.items() if day in pending}
         bounds = extract_date_bounds()
         outside = outside_bounds([date.fromisoformat(day) for day in changes], bounds)
+        seen = current
         if outside:  # no partition holds them: a run request would fail the tick, and every later one
             context.log.warning(out_of_bounds_message(outside, bounds))
+            # left out of the cursor, so that they are new again once their date is in the partitions
+            # (it becomes today, or ORDER_AUDIT_FIRST_EXTRACT_DATE moves back)
+            left_out = {path for day in outside for path in changes[day.isoformat()]}
+            seen = {path: fingerprint for path, fingerprint in current.items() if path not in left_out}
             changes = {day: paths for day, paths in changes.items() if date.fromisoformat(day) not in outside}
         if not changes:
             if outside:
                 return SensorResult(
-                    skip_reason=out_of_bounds_message(outside, bounds), cursor=json.dumps(current)
+                    skip_reason=out_of_bounds_message(outside, bounds), cursor=json.dumps(seen)
                 )
             if not context.cursor:
                 return SensorResult(
-                    skip_reason="every landing file is loaded already", cursor=json.dumps(current)
+                    skip_reason="every landing file is loaded already", cursor=json.dumps(seen)
                 )
             return SkipReason("no new or re-delivered landing files")
         requests = []
@@ -98,6 +103,6 @@ def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
                 json.dumps(sorted((p, current[p]) for p in paths), default=str).encode()
             ).hexdigest()[:16]
             requests.append(RunRequest(run_key=f"{extract_date}:{digest}", partition_key=extract_date))
-        return SensorResult(run_requests=requests, cursor=json.dumps(current))
+        return SensorResult(run_requests=requests, cursor=json.dumps(seen))
 
     return landing_folder_sensor

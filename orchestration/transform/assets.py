@@ -6,6 +6,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, Config
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_duckdb import DuckDBResource
 
 from orchestration.rules import dbt_project_vars
 from orchestration.settings import Settings, SettingsError, check_positive_number, check_utc_time
@@ -79,7 +80,10 @@ ensure_manifest()  # `dagster dev`: parse now; elsewhere only when there is no m
     pool="warehouse_writer",
 )
 def order_audit_dbt_assets(
-    context: AssetExecutionContext, dbt: DbtCliResource, config: AuditConfig
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    config: AuditConfig,
+    warehouse: DuckDBResource,  # not opened here: the run lock comes with it, so a dbt-only run takes it too
 ) -> Iterator[Any]:
     settings = Settings.from_env()
     if not settings.dbt_sees_this_warehouse():

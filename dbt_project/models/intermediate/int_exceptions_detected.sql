@@ -1,7 +1,10 @@
 {#- Every exception the current data raises: one row per (entity, code), with a detail sentence, the
     row or event that raised it (trigger), the money it puts in doubt (amount_at_risk, in `currency`, at the
     currency's minor unit; 0 where none) and the fields routing rules match on (channel, warehouse_id).
-    Each order rule is (code, flag, detail, trigger, amount at risk). -#}
+    Each order rule is (code, flag, detail, trigger, amount at risk).
+    `earlier_detail`: where this release words a rule's detail differently, the sentence as the release
+    before it wrote it (order_audit_exception_history compares an accepted exception's evidence with
+    both, so that new wording alone reopens nothing); null elsewhere. -#}
 {%- set version_trigger = "'order ' || order_id || ' version ' || cast(updated_at as varchar(40)) || ' ' || order_status" -%}
 {%- set order_rules = [
     ('PAYMENT_MISSING', 'is_payment_missing',
@@ -56,6 +59,11 @@
         "cast(unknown_sku_lines as varchar(20)) || ' line(s) with a sku not in the catalog, first ' || first_unknown_sku || '.'",
         "'sku ' || first_unknown_sku || ' order line'", '0'),
 ] -%}
+{#- The detail sentences as the release before 2026-12-05 wrote them: the order's unit totals. -#}
+{%- set earlier_details = {
+    'OVER_SHIPPED': "cast(over_shipped_skus as varchar(20)) || ' sku(s) shipped net of returns above the ordered units, first ' || first_over_shipped_sku || ' (' || cast(units_shipped as varchar(20)) || ' shipped, ' || cast(units_returned as varchar(20)) || ' returned, ' || cast(units_ordered as varchar(20)) || ' ordered in all).'",
+    'UNDER_SHIPPED': "'Fulfilled but ' || cast(under_shipped_skus as varchar(20)) || ' sku(s) shipped below the ordered units, first ' || first_under_shipped_sku || ' (' || cast(units_shipped as varchar(20)) || ' of ' || cast(units_ordered as varchar(20)) || ' units shipped in all).'",
+} -%}
 with
 
 orders as (
@@ -115,6 +123,7 @@ detected as (
             order_id,
             '{{ code }}' as exception_code,
             {{ detail }} as detail,
+            {{ earlier_details.get(code, 'cast(null as ' ~ string_type() ~ ')') }} as earlier_detail,
             {{ trigger }} as trigger_text,
             {{ round_to_minor_unit(amount, 'currency') }} as amount_at_risk,
             currency,
@@ -133,6 +142,7 @@ detected as (
             'Payment ' || event_type || ' of ' || {{ format_money('amount', 'currency') }} || ' (' || payment_status || ') references order ' || order_id || ', which is not a clean order.',
             'Payment ' || event_type || ' of ' || {{ format_money('amount', 'currency') }} || ' (' || payment_status || ') has no order_id.'
         ) as detail,
+        cast(null as {{ string_type() }}) as earlier_detail,
         'payment ' || payment_id || ' ' || event_type as trigger_text,
         case
             when payment_status = 'succeeded' then {{ round_to_minor_unit('amount', 'currency') }}
@@ -149,6 +159,7 @@ detected as (
         order_id,
         'ORPHAN_MOVEMENT' as exception_code,
         'Movement ' || movement_type || ' of ' || cast(quantity as varchar(20)) || ' x ' || sku || ' references order ' || order_id || ', which is not a clean order.' as detail,
+        cast(null as {{ string_type() }}) as earlier_detail,
         'movement ' || movement_id || ' ' || movement_type as trigger_text,
         cast(0 as decimal(38, 6)) as amount_at_risk,
         cast(null as {{ string_type() }}) as currency,
@@ -162,6 +173,7 @@ detected as (
         cast(null as varchar(1)) as order_id,
         'STOCK_LEVEL_MISMATCH' as exception_code,
         'WMS reports on_hand ' || cast(reported_on_hand as varchar(20)) || ' for ' || sku || ' in ' || warehouse_id || ' at the end of ' || cast(snapshot_date as varchar(10)) || ' but movements give ' || cast(computed_on_hand as varchar(20)) || '.' as detail,
+        cast(null as {{ string_type() }}) as earlier_detail,
         'inventory_level ' || sku || '|' || warehouse_id || '|' || cast(snapshot_date as varchar(10)) || ' snapshot' as trigger_text,
         cast(0 as decimal(38, 6)) as amount_at_risk,
         cast(null as {{ string_type() }}) as currency,
@@ -180,6 +192,7 @@ final as (
         codes.severity,
         codes.owner_team,
         detected.detail,
+        detected.earlier_detail,
         codes.source_system,
         detected.trigger_text,
         detected.amount_at_risk,

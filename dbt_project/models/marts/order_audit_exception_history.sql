@@ -13,7 +13,8 @@
     2. what the pipeline observed: `opened` (first detection), `resolved` with reason auto (no longer
        detected), `reopened` (detected again after an auto resolution; after a `fixed` one once the as-of
        time has moved past it; after `accepted` or `false_positive` once the evidence, the detail sentence
-       frozen at the resolution, has changed).
+       frozen at the resolution, has changed: a sentence only worded anew by a release, its numbers the
+       same, is no change, see `earlier_detail` in int_exceptions_detected).
     3. `snooze_expired` when the as-of time reaches snoozed_until.
     4. `rerouted` when a routing rule change gave an exception that is not resolved another rule, owner,
        route or priority.
@@ -52,6 +53,7 @@ detected as (
     select
         exception_id,
         detail,
+        earlier_detail,
         owner_team,
         routing_rule,
         route,
@@ -300,7 +302,11 @@ observed as (
                 and (
                     state.resolution_reason = 'auto'
                     or (state.resolution_reason = 'fixed' and clock.as_of > state.resolved_as_of)
-                    or (state.resolution_reason in ('accepted', 'false_positive') and detected.detail <> state.evidence)
+                    or (
+                        state.resolution_reason in ('accepted', 'false_positive')
+                        and detected.detail <> state.evidence
+                        and (detected.earlier_detail is null or detected.earlier_detail <> state.evidence)
+                    )
                 )
                 then 'reopened'
         end as detection_change,
