@@ -102,6 +102,13 @@ def test_turned_on_after_runs_the_sensor_requests_only_what_is_not_loaded(landed
     partitions, _, _ = _evaluate(None)
     assert partitions == ["2026-11-02"], "a file changed since its load is still new on the first evaluation"
 
+    _load_everything(env.warehouse, env.extracts)
+    decisions = env.extracts / "decisions"
+    decisions.mkdir()
+    (decisions / "decisions_2026-12-04_DEC-1.jsonl").write_text('{"decision_id": "DEC-1"}\n')
+    partitions, _, _ = _evaluate(None)
+    assert partitions == ["2026-11-03"], "a decision file not applied yet runs the latest extract date"
+
 
 def test_a_file_dated_outside_the_partitions_is_logged_not_requested(landed: PipelineEnv) -> None:
     env = landed

@@ -9,6 +9,7 @@ digests, so a file touched without change is recorded as a skipped duplicate, no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import duckdb
 from orchestration.duck import connect, table_exists
 from orchestration.ingest.landing import LandingFile, landing_files
 from orchestration.ingest.schema import MANIFEST_NEWEST_FIRST
-from orchestration.ingest.sources import SOURCES
+from orchestration.ingest.sources import DECISIONS, SOURCES, SourceSpec
 
 _SETTLED_FILES = """
 with landing(source, file_name, file_size, modified_at) as (values {rows}),
@@ -53,13 +54,14 @@ def settled_files(
     return {(str(s), str(f)) for s, f in con.execute(query, parameters).fetchall()}
 
 
-def pending_dates(extracts_dir: Path, warehouse: Path) -> list[date]:
-    """Sorted extract dates with a dated landing file that is new or changed since it was loaded."""
+def unsettled_files(extracts_dir: Path, warehouse: Path, specs: Sequence[SourceSpec]) -> list[LandingFile]:
+    """The landing files of `specs` that are new or changed since they were loaded (dated ones only, but
+    for the decision files, which have no extract date)."""
     files = {
         (spec.name, landing.file_name): landing
-        for spec in SOURCES.values()
+        for spec in specs
         for landing in landing_files(extracts_dir, spec)
-        if landing.extract_date is not None
+        if landing.extract_date is not None or spec is DECISIONS
     }
     settled: set[tuple[str, str]] = set()
     if files and warehouse.exists():
@@ -68,10 +70,15 @@ def pending_dates(extracts_dir: Path, warehouse: Path) -> list[date]:
             settled = settled_files(con, files)
         finally:
             con.close()
+    return [landing for key, landing in files.items() if key not in settled]
+
+
+def pending_dates(extracts_dir: Path, warehouse: Path) -> list[date]:
+    """Sorted extract dates with a dated landing file that is new or changed since it was loaded."""
     return sorted(
         {
             landing.extract_date
-            for key, landing in files.items()
-            if key not in settled and landing.extract_date
+            for landing in unsettled_files(extracts_dir, warehouse, tuple(SOURCES.values()))
+            if landing.extract_date
         }
     )

@@ -1,8 +1,9 @@
 """A sensor on the landing folder: a new or re-delivered file requests a run for its extract date, and a new
 triage decision file a run for the latest extract date (the decisions belong to no date; the run applies them).
 
-Its first evaluation requests only the dates whose files the load manifest does not have yet, and a file
-dated outside the partitions (before ORDER_AUDIT_FIRST_EXTRACT_DATE, after today) is logged, not run."""
+Its first evaluation requests only the dates of files the load manifest does not have yet (decision files
+included), and a file dated outside the partitions (before ORDER_AUDIT_FIRST_EXTRACT_DATE, after today) is
+logged, not run."""
 
 import hashlib
 import json
@@ -14,7 +15,7 @@ from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReaso
 
 from orchestration.ingest.landing import landing_files
 from orchestration.ingest.partitions import extract_date_bounds, out_of_bounds_message, outside_bounds
-from orchestration.ingest.pending import pending_dates
+from orchestration.ingest.pending import unsettled_files
 from orchestration.ingest.sources import DECISIONS, SOURCES
 from orchestration.settings import Settings
 
@@ -69,14 +70,16 @@ def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
             # schedule, are not new; the load manifest says which are (a read of a few milliseconds)
             settings = Settings.from_env()
             try:
-                pending = {
-                    day.isoformat() for day in pending_dates(settings.extracts_dir, settings.warehouse)
-                }
+                unsettled = unsettled_files(
+                    settings.extracts_dir, settings.warehouse, (*SOURCES.values(), DECISIONS)
+                )
             except duckdb.Error as error:
                 return SkipReason(
                     f"could not read the load manifest ({str(error).splitlines()[0]}); trying again at the next tick"
                 )
-            changes = {day: paths for day, paths in changes.items() if day in pending}
+            new_paths = {str(landing.path) for landing in unsettled}
+            changes = {day: [path for path in paths if path in new_paths] for day, paths in changes.items()}
+            changes = {day: paths for day, paths in changes.items() if paths}
         bounds = extract_date_bounds()
         outside = outside_bounds([date.fromisoformat(day) for day in changes], bounds)
         seen = current
