@@ -203,8 +203,11 @@ def test_generate_replaces_only_what_it_wrote_and_never_deletes_a_real_extract(t
     out = tmp_path / "extracts"
     small = ("generate", "--orders", "20", "--days", "2", "--out", str(out))
     assert _order_audit(*small).returncode == 0
+    notes = out / "_ground_truth" / "notes.txt"
+    notes.write_text("mine")
     again = _order_audit(*small, "--seed", "7")
     assert again.returncode == 0, again.stderr  # its own earlier files are replaced
+    assert notes.read_text() == "mine", "a file generate did not write stays, in _ground_truth too"
 
     delivered = out / "payments" / "payments_2026-11-02_psp.csv"
     delivered.write_text("payment_id,order_id\nP1,O1\n")

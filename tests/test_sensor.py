@@ -10,9 +10,17 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import DagsterInstance, RunRequest, SkipReason, build_schedule_context, build_sensor_context
+from dagster import (
+    DagsterInstance,
+    RunRequest,
+    SkipReason,
+    build_asset_check_context,
+    build_schedule_context,
+    build_sensor_context,
+)
 
 from orchestration.generator import generate
+from orchestration.ingest.freshness import build_freshness_check
 from orchestration.ingest.loader import load_source
 from orchestration.ingest.sensors import build_landing_sensor
 from orchestration.ingest.sources import SOURCES
@@ -119,8 +127,25 @@ def test_a_file_dated_outside_the_partitions_is_logged_not_requested(landed: Pip
     partitions, later_cursor, skipped = _evaluate(cursor)  # before: DagsterUnknownPartitionError, every tick
     assert skipped and partitions == []
     assert _evaluate(later_cursor)[2]
+
+    decisions = env.extracts / "decisions"  # applied with the latest date a run can take, not 2999-01-15
+    decisions.mkdir()
+    (decisions / "decisions_2026-12-04_DEC-1.jsonl").write_text('{"decision_id": "DEC-1"}\n')
+    assert _evaluate(later_cursor)[0] == ["2026-11-03"]
+
     os.environ["ORDER_AUDIT_FIRST_EXTRACT_DATE"] = "2025-09-01"  # its date is a partition now: it is new
-    assert _evaluate(later_cursor)[0] == ["2025-09-30"]
+    assert "2025-09-30" in _evaluate(later_cursor)[0]
+
+
+def test_the_freshness_check_ignores_a_file_dated_in_the_future(landed: PipelineEnv) -> None:
+    """A supplier's date typo (payments_2999-...) is not loaded: it must not hide that payments are stale."""
+    env = landed
+    check = build_freshness_check(SOURCES["payments"])
+    header = next(env.extracts.glob("payments/*.csv")).read_text().splitlines()[0]
+    (env.extracts / "payments" / "payments_2999-01-15.csv").write_text(header + "\n")
+    result = check(build_asset_check_context())
+    assert result.metadata["newest_extract_date"].value == "2026-11-03"
+    assert not result.passed
 
 
 def _tick(at: datetime) -> RunRequest | SkipReason:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from orchestration.generator.config import GenerationConfig
@@ -20,6 +19,15 @@ def _path_sql(path: Path) -> str:
 
 
 WRITTEN_FILES = "written_files.json"
+GROUND_TRUTH_FILES = (
+    "expected_exceptions.csv",
+    "expected_routing.csv",
+    "scenarios.csv",
+    "bad_rows.csv",
+    "rejected_files.csv",
+    "manifest.json",
+    WRITTEN_FILES,
+)
 
 
 class ForeignExtractsError(ValueError):
@@ -82,8 +90,10 @@ def clear_output(cfg: GenerationConfig) -> None:
         path.unlink()
     for source in SOURCES:
         (cfg.out_dir / source).mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(cfg.out_dir / GROUND_TRUTH_DIR, ignore_errors=True)
-    (cfg.out_dir / GROUND_TRUTH_DIR).mkdir(parents=True)
+    truth = cfg.out_dir / GROUND_TRUTH_DIR
+    truth.mkdir(parents=True, exist_ok=True)
+    for name in GROUND_TRUTH_FILES:  # its own files only: anything else a person put there stays
+        (truth / name).unlink(missing_ok=True)
 
 
 def record_written(cfg: GenerationConfig, files: list[Path]) -> Path:

@@ -40,10 +40,15 @@ def landing_state() -> dict[str, list[object]]:
 
 
 def changed_dates(
-    previous: dict[str, list[object]], current: dict[str, list[object]]
+    previous: dict[str, list[object]], current: dict[str, list[object]], bounds: tuple[date, date]
 ) -> dict[str, list[str]]:
-    """Extract date -> the new or changed files of that date; new decision files go to the latest date."""
-    latest = max((str(f[0]) for f in current.values() if f[0] != "decisions"), default=None)
+    """Extract date -> the new or changed files of that date; new decision files go to the latest date
+    within `bounds` (the partitions: a file dated in the future does not take them)."""
+    first, last = (day.isoformat() for day in bounds)
+    latest = max(
+        (str(f[0]) for f in current.values() if f[0] != "decisions" and first <= str(f[0]) <= last),
+        default=None,
+    )
     changed: dict[str, list[str]] = defaultdict(list)
     for path, fingerprint in current.items():
         if previous.get(path) != fingerprint:
@@ -64,7 +69,8 @@ def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
     def landing_folder_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
         previous = json.loads(context.cursor) if context.cursor else {}
         current = landing_state()
-        changes = changed_dates(previous, current)
+        bounds = extract_date_bounds()
+        changes = changed_dates(previous, current, bounds)
         if not context.cursor and changes:
             # first evaluation (the sensor just turned on): the files already loaded, by the CLI or the
             # schedule, are not new; the load manifest says which are (a read of a few milliseconds)
@@ -80,7 +86,6 @@ def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
             new_paths = {str(landing.path) for landing in unsettled}
             changes = {day: [path for path in paths if path in new_paths] for day, paths in changes.items()}
             changes = {day: paths for day, paths in changes.items() if paths}
-        bounds = extract_date_bounds()
         outside = outside_bounds([date.fromisoformat(day) for day in changes], bounds)
         seen = current
         if outside:  # no partition holds them: a run request would fail the tick, and every later one
