@@ -100,13 +100,12 @@ def _landing_is_empty(extracts_dir: Path) -> bool:
     )
 
 
-def _landing_date_range(settings: Settings) -> tuple[date, date] | None:
-    """The first and last extract dates of the landing files that a run can load (see `_default_range`)."""
+def _landing_date_range(settings: Settings, bounds: tuple[date, date]) -> tuple[date, date] | None:
+    """The first and last extract dates of the landing files that a run can load, within `bounds` (the
+    partitions' first and last dates)."""
     from orchestration.ingest.landing import landing_files
-    from orchestration.ingest.partitions import extract_date_bounds
     from orchestration.ingest.sources import SOURCES
 
-    bounds = extract_date_bounds(settings)
     dates = [
         f.extract_date
         for spec in SOURCES.values()
@@ -117,14 +116,18 @@ def _landing_date_range(settings: Settings) -> tuple[date, date] | None:
 
 
 def _default_range(
-    settings: Settings, landing_range: tuple[date, date], say: Callable[[str], None], *, one_bound_given: bool
+    settings: Settings,
+    landing_range: tuple[date, date],
+    bounds: tuple[date, date],
+    say: Callable[[str], None],
+    *,
+    one_bound_given: bool,
 ) -> tuple[date, date]:
     """The extract dates with files new or changed since they were loaded; none: the latest date. Files
     dated outside the partitions (before ORDER_AUDIT_FIRST_EXTRACT_DATE, after today) are left out, said."""
-    from orchestration.ingest.partitions import extract_date_bounds, out_of_bounds_message, outside_bounds
+    from orchestration.ingest.partitions import out_of_bounds_message, outside_bounds
     from orchestration.ingest.pending import pending_dates
 
-    bounds = extract_date_bounds(settings)
     pending = pending_dates(settings.extracts_dir, settings.warehouse)
     if outside := outside_bounds(pending, bounds):
         say(out_of_bounds_message(outside, bounds))
@@ -275,8 +278,8 @@ def _execute(
         if args.sla_hours is not None:
             audit_config["fulfillment_sla_hours"] = args.sla_hours
         run_config = {"ops": {"order_audit_dbt_assets": {"config": audit_config}}}
-    landing_range = _landing_date_range(settings)
-    bounds = extract_date_bounds(settings)
+    bounds = extract_date_bounds(settings)  # once: today must not change between the checks
+    landing_range = _landing_date_range(settings, bounds)
     if landing_range is None:
         say(
             f"No landing file in {settings.extracts_dir} is named <source>_<YYYY-MM-DD>[_<part>].<ext> with a"
@@ -289,7 +292,7 @@ def _execute(
         first, last = given_first, given_last
     else:
         pending_first, pending_last = _default_range(
-            settings, landing_range, say, one_bound_given=bool(given_first or given_last)
+            settings, landing_range, bounds, say, one_bound_given=bool(given_first or given_last)
         )
         first = given_first or (min(pending_first, given_last) if given_last else pending_first)
         last = given_last or max(pending_last, first)
