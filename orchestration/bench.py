@@ -227,10 +227,53 @@ def print_table(figures: list[RunFigures], orders: int) -> None:
         print(f"incremental day / full run: {share:.1%}")
 
 
+# The file that marks a folder as a benchmark's own: only such a folder (or an empty one) is emptied.
+WORKDIR_MARKER = ".order-audit-bench"
+
+
+class WorkdirNotOursError(Exception):
+    pass
+
+
+# The default workdir, which versions before the marker file filled with these alone.
+DEFAULT_WORKDIR = Path("/tmp/order-audit-bench")
+_BENCHMARK_FILES = {
+    "extracts",
+    "held_back",
+    "serving",
+    "dagster_home",
+    "notifications",
+    "full.log",
+    "incremental.log",
+    "warehouse.duckdb",
+    "warehouse.duckdb.wal",
+    "warehouse.duckdb.lock",
+}
+
+
+def _ours(root: Path) -> bool:
+    if (root / WORKDIR_MARKER).is_file() or not any(root.iterdir()):
+        return True
+    return root.resolve() == DEFAULT_WORKDIR and {path.name for path in root.iterdir()} <= _BENCHMARK_FILES
+
+
+def claim_workdir(root: Path) -> None:
+    """Empty `root` for a new benchmark, or create it. A folder that holds anything but an earlier
+    benchmark's files (it has no marker) is refused: `--workdir .` must not delete a repository."""
+    if root.exists() and not _ours(root):
+        raise WorkdirNotOursError(
+            f"{root} is not empty and holds no earlier benchmark ({WORKDIR_MARKER}): the benchmark empties its"
+            " workdir first, so give it a new or empty folder (--workdir)."
+        )
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    (root / WORKDIR_MARKER).write_text("a folder of `order-audit bench`, emptied by each benchmark\n")
+
+
 def run_benchmark(orders: int, days: int, seed: int, root: Path, output: Path | None) -> dict[str, Any]:
     from orchestration.generator import generate
 
-    shutil.rmtree(root, ignore_errors=True)
+    claim_workdir(root)
     extracts, held = root / "extracts", root / "held_back"
     start = date(2026, 11, 1)
     generated_at = time.perf_counter()

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -123,8 +124,11 @@ def _default_range(
     *,
     one_bound_given: bool,
 ) -> tuple[date, date]:
-    """The extract dates with files new or changed since they were loaded; none: the latest date. Files
-    dated outside the partitions (before ORDER_AUDIT_FIRST_EXTRACT_DATE, after today) are left out, said."""
+    """The extract dates with files new or changed since they were loaded; none: the latest date with a file
+    of every required source. Files dated outside the partitions (before ORDER_AUDIT_FIRST_EXTRACT_DATE,
+    after today), and the first and last of those dates while a required source has no file of them yet
+    (one source delivered before the others), are left out, said."""
+    from orchestration.ingest.landing import incomplete_dates, latest_complete_date, waiting_message
     from orchestration.ingest.partitions import out_of_bounds_message, outside_bounds
     from orchestration.ingest.pending import pending_dates
 
@@ -132,14 +136,38 @@ def _default_range(
     if outside := outside_bounds(pending, bounds):
         say(out_of_bounds_message(outside, bounds))
         pending = [day for day in pending if day not in outside]
+    incomplete = incomplete_dates(settings.extracts_dir, pending)
+    waiting = {}
+    while pending and pending[-1] in incomplete:
+        day = pending.pop()
+        waiting[day] = incomplete[day]
+    if waiting:
+        say(waiting_message(waiting))
     if not pending:
+        latest = latest_complete_date(settings.extracts_dir, bounds) or landing_range[1]
         if not one_bound_given:
+            new = "No other extract file" if waiting else "No extract file"
             say(
-                f"No extract file is new or changed since it was loaded: re-auditing with the latest extract"
-                f" date ({landing_range[1]}); new triage decisions and the routing rules are read as always."
+                f"{new} is new or changed since it was loaded: re-auditing with the latest extract date"
+                f" ({latest}); new triage decisions and the routing rules are read as always."
             )
-        return landing_range[1], landing_range[1]
+        return latest, latest
     return pending[0], pending[-1]
+
+
+def _newest_files(settings: Settings, sources: list[str]) -> str:
+    from orchestration.ingest.landing import landing_files
+    from orchestration.ingest.sources import SOURCES
+
+    newest = []
+    for source in sources:
+        dated = [
+            f.extract_date for f in landing_files(settings.extracts_dir, SOURCES[source]) if f.extract_date
+        ]
+        newest.append(
+            f"{source}: newest file dated {max(dated)}" if dated else f"{source}: no dated file at all"
+        )
+    return "; ".join(newest)
 
 
 # The project's earlier dagster.yaml files: a DAGSTER_HOME holding one unchanged gets the current one.
@@ -167,6 +195,8 @@ def dagster_instance(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestration.runlog import ReaderMayLeave, print_for_reader
+
     if _landing_is_empty(settings.extracts_dir):
         if settings.extracts_dir != Settings.from_env({}).extracts_dir:
             # A mistyped or unmounted landing folder must not become a mart of made-up orders.
@@ -178,7 +208,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return 2
-        print(f"Landing folder {settings.extracts_dir} is empty: generating sample extracts first.")
+        print_for_reader(
+            f"Landing folder {settings.extracts_dir} is empty: generating sample extracts first."
+        )
         from orchestration.generator import generate
 
         generate(settings.extracts_dir)
@@ -186,7 +218,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     from orchestration.locks import LockHolder, WarehouseLockedError, claim_warehouse
 
-    out = sys.stderr if getattr(args, "json", False) else sys.stdout  # --json: stdout is the summary alone
+    # --json: stdout is the summary alone; a reader that goes away (`| head`) ends no run
+    out = ReaderMayLeave(sys.stderr if getattr(args, "json", False) else sys.stdout)
 
     def tell_waiting(holder: LockHolder) -> None:
         print(
@@ -224,7 +257,7 @@ def _run_job(args: argparse.Namespace, settings: Settings) -> int:
     goes to a log file in `$DAGSTER_HOME/logs/`, and the terminal shows a line per stage (on stderr with
     `--json`, whose stdout is the summary alone).
     """
-    from orchestration.runlog import new_log_path, output_to
+    from orchestration.runlog import new_log_path, output_to, print_for_reader
 
     if args.verbose:
         outcome = _execute(args, settings, terminal=None, log_file=None)
@@ -236,7 +269,7 @@ def _run_job(args: argparse.Namespace, settings: Settings) -> int:
         return outcome
     from orchestration.summary import EXIT_CODES, render_text
 
-    print(json.dumps(outcome, default=str, indent=2) if args.json else render_text(outcome))
+    print_for_reader(json.dumps(outcome, default=str, indent=2) if args.json else render_text(outcome))
     # Python's exit would walk the run's every object (Dagster's, dbt's manifest) for reference cycles
     # to free, about 1 s at 100 orders, for memory the process hands back anyway: nothing is left to
     # flush or close (the run closed its files and DuckDB connections; tests/test_run_output.py).
@@ -306,20 +339,22 @@ def _execute(
         option = "--to" if given_last else "--from"
         say(f"{option} {last} is after today ({bounds[1]}, UTC): no partition holds that extract date yet.")
         return 2
-    missing = (
-        required_sources_without_files(settings.extracts_dir, first, last)
-        if given_first or given_last
-        else []
-    )
-    if missing:  # the loaders would fail the run for them: say so before starting it
+    if missing := required_sources_without_files(settings.extracts_dir, first, last):
+        # the loaders would fail the run for them: say so before starting it
         say(
             f"No landing file of the required source(s) {', '.join(missing)} is dated {first} to {last} in"
-            f" {settings.extracts_dir} (its landing files are dated {landing_range[0]} to {landing_range[1]})."
+            f" {settings.extracts_dir} ({_newest_files(settings, missing)})."
         )
         return 2
     job = defs.resolve_job_def("order_audit_job")
     say(f"Running order_audit_job over extract dates {first} to {last}.")
     instance = dagster_instance(settings)
+    from orchestration.run_owners import fail_runs_of_gone_processes, process_tags
+
+    for stale in fail_runs_of_gone_processes(instance):
+        say(
+            f"Dagster run {stale} of a killed order-audit run was still marked as running: now marked failed."
+        )
     run_id = str(uuid.uuid4())
     if terminal is not None:
         dbt_nodes = len(order_audit_dbt_assets.keys) + len(order_audit_dbt_assets.check_keys)
@@ -333,6 +368,7 @@ def _execute(
         tags={
             "dagster/asset_partition_range_start": first.isoformat(),
             "dagster/asset_partition_range_end": last.isoformat(),
+            **process_tags(run_id),
         },
     )
     if terminal is not None:
@@ -382,7 +418,25 @@ def _exceptions(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ui(args: argparse.Namespace, settings: Settings) -> int:
-    ensure_dagster_home(settings)
+    with socket.socket() as probe:
+        # as the webserver binds: a port left in TIME_WAIT by the last UI is free, one listened on is not
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError as error:
+            print(
+                f"order-audit ui: port {args.port} of 127.0.0.1 is not free ({error.strerror}): is the UI running"
+                " already? Another port: --port.",
+                file=sys.stderr,
+            )
+            return 2
+    from orchestration.run_owners import fail_runs_of_gone_processes
+
+    with dagster_instance(settings) as instance:
+        for stale in fail_runs_of_gone_processes(instance):
+            print(
+                f"Dagster run {stale} of a killed order-audit run was still marked as running: now marked failed."
+            )
     from orchestration.transform.manifest import prepare_manifest
 
     prepare_manifest()
@@ -458,14 +512,18 @@ def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    from orchestration.bench import run_benchmark
+    from orchestration.bench import WorkdirNotOursError, run_benchmark
 
     output = (
         Path(args.output)
         if args.output
         else PROJECT_ROOT / "benchmarks" / "results" / f"bench_{args.orders}.json"
     )
-    report = run_benchmark(args.orders, args.days, args.seed, Path(args.workdir), output)
+    try:
+        report = run_benchmark(args.orders, args.days, args.seed, Path(args.workdir), output)
+    except WorkdirNotOursError as error:
+        print(f"order-audit bench: {error}", file=sys.stderr)
+        return 2
     return 0 if all(run["succeeded"] for run in report["runs"]) else 1
 
 
@@ -688,7 +746,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--workdir",
         default="/tmp/order-audit-bench",
-        help="folder for the extracts, warehouse and Dagster home, emptied first (default /tmp/order-audit-bench)",
+        help="folder for the extracts, warehouse and Dagster home, emptied first: a new, empty or earlier"
+        " benchmark's folder (default /tmp/order-audit-bench)",
     )
     bench.add_argument(
         "--output", help="JSON file for the figures (default benchmarks/results/bench_<N>.json)"

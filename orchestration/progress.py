@@ -116,7 +116,7 @@ class RunProgress:
         counts = current.counts
         parts = []
         if counts["files"]:
-            parts.append(f"{counts['files']} files, {counts['rows']:,} rows")
+            parts.append(f"{counts['files']} files, {counts['rows']:,} rows read")
             if counts["quarantined"]:
                 parts.append(f"{counts['quarantined']:,} quarantined")
         if counts["models"]:

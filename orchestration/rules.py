@@ -133,3 +133,49 @@ def _currencies_by_minor_units() -> dict[int, list[str]]:
 def delivery_order() -> tuple[str, ...]:
     """The raw columns that order deliveries of one key, earliest first: the last one wins."""
     return tuple(str(column) for column in dbt_project_vars()["delivery_order"])
+
+
+@cache
+def whitespace_code_points() -> tuple[int, ...]:
+    """The characters trimmed off ids (extracts.md: "after trimming surrounding whitespace")."""
+    return tuple(int(code_point) for code_point in dbt_project_vars()["whitespace_code_points"])
+
+
+def trimmed_sql(column_sql: str) -> str:
+    """DuckDB SQL: `column_sql` without the whitespace around it, as the dbt macro `trim_whitespace` has it
+    (DuckDB's bare trim() keeps tabs and line breaks)."""
+    low, high = _plain_code_points()
+    plain_ends = " and ".join(
+        f"{end} between {low} and {high}"
+        for end in (f"ascii({column_sql})", f"ascii(right({column_sql}, 1))")
+    )
+    return f"(case when {plain_ends} then {column_sql} else trim({column_sql}, {_whitespace_sql()}) end)"
+
+
+def _whitespace_sql() -> str:
+    return " || ".join(f"chr({code_point})" for code_point in whitespace_code_points())
+
+
+def _plain_code_points() -> tuple[int, int]:
+    """The widest range of code points around the printable ASCII letters with no whitespace in it: a value
+    that starts and ends inside it needs no trimming (two comparisons a row instead of a trim)."""
+    low = max(code_point for code_point in whitespace_code_points() if code_point < ord("A")) + 1
+    high = min(code_point for code_point in whitespace_code_points() if code_point > ord("z")) - 1
+    return low, high
+
+
+def blank_sql(column_sql: str) -> str:
+    """DuckDB SQL: `column_sql` is missing: null, or nothing but whitespace (a value that starts with a
+    letter or digit is decided by one comparison: this runs on every required field of every row)."""
+    low, high = _plain_code_points()
+    first = f"ascii({column_sql})"
+    # CASE, not AND: DuckDB computes both sides of an AND in a projection, and the trim for every row
+    return (
+        f"(case when {column_sql} is null or {column_sql} = '' then true"
+        f" when {first} between {low} and {high} then false else trim({column_sql}, {_whitespace_sql()}) = '' end)"
+    )
+
+
+def trimmed_id_sql(column_sql: str) -> str:
+    """DuckDB SQL: an id as the staging models compare it (trimmed; empty is missing), the dbt macro `trimmed_id`."""
+    return f"nullif({trimmed_sql(column_sql)}, '')"

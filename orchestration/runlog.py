@@ -27,10 +27,52 @@ def new_log_path(folder: Path) -> Path:
     return folder / f"run_{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.log"
 
 
+class ReaderMayLeave:
+    """A terminal stream whose reader may go away (`order-audit run | head -3`): once the pipe is closed,
+    writes are dropped instead of raising, so the run goes on and ends with its own exit code."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self.gone = True
+
+    def isatty(self) -> bool:
+        return not self.gone and self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+def print_for_reader(text: str, stream: TextIO | None = None) -> None:
+    """Print `text` to stdout (or `stream`); if its reader has gone away, send the rest of the process's
+    output on that descriptor to /dev/null (Python would report the broken pipe at exit, status 120)."""
+    stream = stream or sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
 @contextmanager
-def output_to(log_file: Path, *, terminal_fd: int = 1) -> Iterator[TextIO]:
+def output_to(log_file: Path, *, terminal_fd: int = 1) -> Iterator[ReaderMayLeave]:
     """Send fds 1 and 2 to `log_file` (appending) for the block; yields a stream to what
-    `terminal_fd` (1: stdout, 2: stderr) was before."""
+    `terminal_fd` (1: stdout, 2: stderr) was before, which never raises for a reader gone away."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved_out, saved_err = os.dup(1), os.dup(2)
@@ -45,7 +87,7 @@ def output_to(log_file: Path, *, terminal_fd: int = 1) -> Iterator[TextIO]:
     try:
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
-        yield terminal
+        yield ReaderMayLeave(terminal)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -53,4 +95,7 @@ def output_to(log_file: Path, *, terminal_fd: int = 1) -> Iterator[TextIO]:
         os.dup2(saved_err, 2)
         for fd in (log_fd, saved_out, saved_err):
             os.close(fd)
-        terminal.close()
+        try:
+            terminal.close()
+        except BrokenPipeError:
+            pass

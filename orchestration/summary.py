@@ -232,13 +232,23 @@ def _collect_warehouse(con: duckdb.DuckDBPyConnection, run_id: str, summary: dic
         summary["loading"] = [
             dict(
                 zip(
-                    ("source", "loaded", "quarantined", "rejected_files", "unchanged_files"), row, strict=True
+                    (
+                        "source",
+                        "loaded",
+                        "quarantined",
+                        "corrected_files",
+                        "rejected_files",
+                        "unchanged_files",
+                    ),
+                    row,
+                    strict=True,
                 )
             )
             for row in _rows(
                 con,
                 "select source, sum(rows_loaded)::bigint, sum(rows_quarantined)::bigint,"
-                " count(*) filter (where status = 'rejected'), count(*) filter (where status = 'skipped_duplicate')"
+                " count(*) filter (where status = 'replaced'), count(*) filter (where status = 'rejected'),"
+                " count(*) filter (where status = 'skipped_duplicate')"
                 " from raw.load_manifest where load_id = ? group by source order by source",
                 [run_id],
             )
@@ -349,12 +359,17 @@ def render_text(summary: dict[str, Any]) -> str:
     if summary["loading"]:
         lines.append("\nRaw loading (this run):")
         lines.append(
-            f"  {'source':<22}{'loaded':>10}{'quarantined':>13}{'rejected files':>16}{'unchanged files':>17}"
+            f"  {'source':<22}{'loaded':>10}{'quarantined':>13}{'corrected files':>17}{'rejected files':>16}"
+            f"{'unchanged files':>17}"
         )
         for row in summary["loading"]:
             lines.append(
-                f"  {row['source']:<22}{row['loaded']:>10}{row['quarantined']:>13}"
+                f"  {row['source']:<22}{row['loaded']:>10}{row['quarantined']:>13}{row['corrected_files']:>17}"
                 f"{row['rejected_files']:>16}{row['unchanged_files']:>17}"
+            )
+        if any(row["corrected_files"] for row in summary["loading"]):
+            lines.append(
+                "  corrected: a file delivered again with other content; its earlier rows are in raw.<table>_superseded"
             )
         for rejected in summary["rejected_files"]:
             lines.append(f"  rejected: {rejected['file']}: {rejected['reason']}")

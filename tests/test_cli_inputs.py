@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -191,12 +192,65 @@ def test_a_range_without_files_of_a_required_source_is_refused_before_the_run(tm
         "No landing file of the required source(s) orders, payments, inventory_movements is dated 2026-10-20 to"
         " 2026-10-21" in done.stdout
     ), done.stdout
-    assert "(its landing files are dated 2026-11-01 to 2026-11-02)" in done.stdout
+    assert "(orders: newest file dated 2026-11-02; payments: newest file dated 2026-11-02;" in done.stdout
     assert "Running order_audit_job" not in done.stdout, "no run started"
 
     future = _order_audit("run", "--from", "2026-11-01", "--to", "2999-01-01", env=env)
     assert future.returncode == 2 and "Running order_audit_job" not in future.stdout
     assert "--to 2999-01-01 is after today" in future.stdout, future.stdout
+
+    # A new day whose payments have not landed, beside a payments file whose name has no valid date (it
+    # belongs to no date, so it does not stand in for them).
+    for source in ("orders", "inventory_movements"):
+        for day_two in (extracts / source).glob(f"{source}_2026-11-02*"):
+            day_three = day_two.name.replace("2026-11-02", "2026-11-03")
+            (extracts / source / day_three).write_bytes(day_two.read_bytes())
+    payments = sorted((extracts / "payments").glob("payments_2026-11-02*"))[0]
+    (extracts / "payments" / "payments_20261103.csv").write_bytes(payments.read_bytes())
+    early = _order_audit("run", "--from", "2026-11-03", "--to", "2026-11-03", env=env)
+    assert early.returncode == 2, early.stdout + early.stderr
+    assert "required source(s) payments is dated 2026-11-03 to 2026-11-03" in early.stdout, early.stdout
+
+
+def test_a_plain_run_leaves_out_a_day_not_all_sources_delivered_and_outlives_its_reader(
+    tmp_path: Path,
+) -> None:
+    """Orders and movements of a new day land before its payments: a plain `order-audit run` audits the days
+    it can and says which waits (it used to start and fail in the loaders). Its reader goes away after the
+    first line (`| head -1`): the run goes on, publishes and exits with its own status (it used to fail the
+    Dagster run on the broken pipe and exit 0)."""
+    extracts = tmp_path / "extracts"
+    env = {
+        "ORDER_AUDIT_EXTRACTS_DIR": str(extracts),
+        "ORDER_AUDIT_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+        "ORDER_AUDIT_SERVING_DB": str(tmp_path / "serving" / "oa.duckdb"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    generated = _order_audit("generate", "--orders", "20", "--days", "3", "--out", str(extracts), env=env)
+    assert generated.returncode == 0, generated.stderr
+    for late in (extracts / "payments").glob("payments_2026-11-03*"):
+        late.rename(tmp_path / late.name)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "orchestration.cli", "run"],
+        env=os.environ | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert run.stdout is not None
+    first_line = run.stdout.readline()
+    run.stdout.close()  # the reader goes away
+    assert run.wait(timeout=300) == 0
+    assert (
+        "Left out, until every required source has delivered a file of the date: 2026-11-03 (no payments"
+        in (first_line)
+    ), first_line
+    published = duckdb.connect(env["ORDER_AUDIT_SERVING_DB"], read_only=True)
+    try:
+        dates = published.execute("select min(extract_date), max(extract_date) from load_manifest").fetchone()
+    finally:
+        published.close()
+    assert dates is not None and [str(day) for day in dates] == ["2026-11-01", "2026-11-02"]
 
 
 def test_generate_replaces_only_what_it_wrote_and_never_deletes_a_real_extract(tmp_path: Path) -> None:
@@ -228,3 +282,22 @@ def test_generate_stops_on_a_folder_it_has_no_record_of(tmp_path: Path) -> None:
     refused = _order_audit("generate", "--orders", "20", "--days", "2", "--out", str(out))
     assert refused.returncode == 2, refused.stderr
     assert "that generate has no record of writing" in refused.stderr
+
+
+def test_bench_refuses_a_workdir_that_is_not_its_own(tmp_path: Path) -> None:
+    """The benchmark empties its workdir: `--workdir .` must not delete a repository."""
+    (tmp_path / "keep.txt").write_text("not the benchmark's\n")
+    done = _order_audit("bench", "--orders", "5", "--workdir", str(tmp_path))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is not empty and holds no earlier benchmark" in done.stderr, done.stderr
+    assert (tmp_path / "keep.txt").exists()
+
+
+def test_ui_on_a_port_in_use_stops_at_once(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _order_audit("ui", "--port", str(port), env={"DAGSTER_HOME": str(tmp_path / "dagster_home")})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"port {port} of 127.0.0.1 is not free" in done.stderr, done.stderr

@@ -41,6 +41,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from dagster import DagsterEventType
 
 from orchestration.generator import generate
 from orchestration.publish.serving import MART_TABLES
@@ -763,6 +764,26 @@ def _assert_like_uninterrupted(final: Outcome, reference: Outcome) -> None:
     assert final.parquet_rows == final.serving_rows, "the Parquet exports are not the served tables"
 
 
+def _dagster_runs(env: PipelineEnv) -> list[tuple[str, str]]:
+    """(status, failure message) of every Dagster run in the scenario's DAGSTER_HOME, oldest first."""
+    from dagster import DagsterInstance
+
+    saved = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(env.dagster_home)
+    try:
+        with DagsterInstance.get() as instance:
+            runs = []
+            for run in reversed(instance.get_runs()):
+                failures = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
+                runs.append((run.status.value, failures[-1].message if failures else ""))
+            return runs
+    finally:
+        if saved is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = saved
+
+
 def test_sigkill_during_the_first_load_then_rerun(lab: Lab) -> None:
     """Nothing published yet: killed in raw loading, then in the first dbt build, then rerun."""
     reference: Reference = lab.result("reference")
@@ -781,6 +802,11 @@ def test_sigkill_during_the_first_load_then_rerun(lab: Lab) -> None:
         f"not mid-build: {mart}"
     )
     _assert_like_uninterrupted(chain.final, reference.outcome)
+    # The killed runs' Dagster records do not stay STARTED (every queued UI, schedule or sensor run would
+    # wait behind them, max_concurrent_runs being 1): the next order-audit run marked them failed.
+    runs = _dagster_runs(chain.env)
+    assert [status for status, _ in runs] == ["FAILURE", "FAILURE", "SUCCESS"], runs
+    assert all("killed or crashed" in message for _, message in runs[:2]), runs
 
 
 def test_sigkill_in_raw_loading_and_dbt_after_a_redelivery(lab: Lab) -> None:

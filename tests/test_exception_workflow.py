@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -211,3 +212,58 @@ def test_a_bad_decision_line_is_quarantined_with_its_reason(workflow: PipelineEn
         "select status, rows_read, rows_loaded, rows_quarantined from raw.load_manifest where file_name = ?",
         [bad.name],
     ) == [("loaded", 3, 0, 3)]
+
+
+def test_an_accepted_exception_whose_numbers_changed_before_the_decision_stays_resolved(
+    workflow: PipelineEnv,
+) -> None:
+    """The register showed a newer detail than the history's last row (a payment changed the balance, no
+    change of state): accepting what it showed freezes that detail, and the run that applies it keeps the
+    exception resolved (it used to freeze the older sentence and reopen it at once)."""
+    env = workflow
+    use_env(env)
+    ((exception_id, order_id, currency, balance, before, as_of),) = _query(
+        env.serving_db,
+        "select e.exception_id, e.order_id, f.currency, f.payment_balance_amount, e.detail, f.audited_as_of"
+        " from order_audit_exceptions as e join fact_order_audit as f using (order_id)"
+        " where e.status = 'open' and e.workflow_state = 'open' and e.exception_code = 'UNDERPAID'"
+        " and f.payment_balance_amount >= 2 order by 1 limit 1",
+    )
+    (payments_file,) = sorted((env.extracts / "payments").glob("payments_*.csv"))[-1:]
+    header = payments_file.read_text().splitlines()[0]
+    part_paid = {
+        "payment_id": "PAY-PART-1",
+        "order_id": order_id,
+        "event_type": "capture",
+        "amount": str((balance / 2).quantize(Decimal(1))),  # whole units: exact in every currency
+        "currency": currency,
+        "status": "succeeded",
+        "processed_at": (as_of - timedelta(hours=1)).isoformat() + "Z",
+        "psp_reference": "pi_part_1",
+        "method": "card",
+    }
+    extra = payments_file.with_name(payments_file.stem + "_part.csv")
+    extra.write_text(header + "\n" + ",".join(part_paid[column] for column in header.split(",")) + "\n")
+    assert main(["run"]) == 0
+    ((shown, state),) = _query(
+        env.serving_db,
+        "select detail, workflow_state from order_audit_exceptions where exception_id = ?",
+        [exception_id],
+    )
+    assert shown != before and state == "open"
+
+    resolve = ["resolve", exception_id[:12], "--by", "fin", "--reason", "accepted", "--note", "invoiced"]
+    assert main(["exceptions", *resolve]) == 0
+    assert main(["run"]) == 0
+    assert _query(
+        env.serving_db,
+        "select workflow_state from order_audit_exceptions where exception_id = ?",
+        [exception_id],
+    ) == [("resolved",)]
+    changes = _query(
+        env.warehouse,
+        "select change_type, evidence from order_audit_exception_history where exception_id = ?"
+        " order by change_sequence",
+        [exception_id],
+    )
+    assert changes[-1] == ("resolved", shown), changes

@@ -296,3 +296,52 @@ def test_a_register_from_before_routing_is_routed_and_gets_a_history(
         upgraded.warehouse,
         "select count(*) from order_audit_exceptions where status = 'resolved' and workflow_state <> 'resolved'",
     ) == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("source", "id_column", "staging"),
+    [
+        ("payments", "payment_id", "staging.stg_psp__payments"),
+        ("inventory_movements", "movement_id", "staging.stg_wms__inventory_movements"),
+    ],
+)
+def test_an_event_delivered_again_under_another_order_moves_to_it(
+    two_warehouses: tuple[PipelineEnv, PipelineEnv], tmp_path: Path, source: str, id_column: str, staging: str
+) -> None:
+    """extracts.md: a later delivery of a payment or movement id is its current state, order_id included. The
+    trail keeps its event once, on the order it names now (the order it left is rebuilt too), as a full
+    build does; the run is not blocked by a duplicate event_id. A correction that takes that delivery
+    back moves the event back."""
+    daily, _ = two_warehouses
+    moved = _copy_of(daily, tmp_path / source)
+    event_id, old_order = _rows(
+        moved.warehouse,
+        f"select {id_column}, order_id from {staging} where order_id is not null order by 1 limit 1",
+    )[0]
+    new_order = _rows(
+        moved.warehouse,
+        f"select order_id from intermediate.int_orders_current where order_id <> '{old_order}' order by 1 limit 1",
+    )[0][0]
+    last_file = sorted((moved.extracts / source).glob(f"{source}_*.csv"))[-1]
+    partition = re.search(r"_(\d{4}-\d{2}-\d{2})", last_file.name).group(1)  # type: ignore[union-attr]
+    header = last_file.read_text().splitlines()[0]
+    raw_row = _rows(
+        moved.warehouse, f"select {header} from raw.{source} where trim({id_column}) = '{event_id}' limit 1"
+    )[0]
+    values = dict(zip(header.split(","), raw_row, strict=True)) | {"order_id": new_order}
+    row = ",".join("" if value is None else str(value) for value in values.values())
+    again = moved.extracts / source / f"{source}_{partition}_again.csv"
+    again.write_text(f"{header}\n{row}\n")
+
+    _run_partition(moved, partition)
+    events_on = f"select order_id from fct_order_audit_events where source_id = '{event_id}'"
+    assert _rows(moved.warehouse, events_on) == [(new_order,)]
+    again.write_text(f"{header}\n")  # corrected: the new delivery taken back, the event returns to its order
+    _run_partition(moved, partition)
+    assert _rows(moved.warehouse, events_on) == [(old_order,)]
+    incremental = _mart(moved)
+    refreshed = _full_refresh(moved)
+    assert refreshed.returncode == 0, refreshed.stdout[-3000:]
+    rebuilt = _mart(moved)
+    for table in rebuilt:
+        assert incremental[table] == rebuilt[table], f"{table}: incremental differs from a full build"

@@ -73,6 +73,28 @@ def _deliver_hostile_files(extracts: Path) -> None:
         b"movement_id,sku,warehouse_id,movement_type,quantity,order_id,occurred_at\n"
         b"MX-1,SKU-\xe9,WH-1,receipt,5,,2026-11-02T10:00:00Z\n"
     )
+    # Ids with whitespace around them other than spaces (extracts.md: compared after trimming surrounding
+    # whitespace): a tab, a no-break space, a line break inside a quoted CSV field.
+    spaced_order = {
+        **big_order,
+        "order_id": "\u00a0WS-1\t",
+        "customer_id": "CUST-WS\t",
+        "status": "paid",
+        "currency": "USD",
+        "lines": [
+            {"line_id": "L1\t", "sku": big_order["lines"][0]["sku"], "quantity": 1, "unit_price": "10.00"}
+        ],
+        "discount_amount": "0.00",
+        "shipping_amount": "0.00",
+        "tax_amount": "0.00",
+        "total_amount": "10.00",
+        "refunded_amount": "0.00",
+    }
+    (extracts / "orders" / "orders_2026-11-02_92.jsonl").write_text(json.dumps(spaced_order) + "\n")
+    (payments / "payments_2026-11-02_92.csv").write_text(
+        f"{PAYMENTS_HEADER}\n{_payment('WS-PAY-1', 'WS-1' + chr(9))}\n"
+        'WS-PAY-2,"\nWS-1",authorization,10.00,USD,succeeded,2026-11-02T09:00:00Z,ref-ws-2,card\n'
+    )
     orders_file = next(iter(sorted((extracts / "orders").glob("orders_2026-11-02*.jsonl"))))
     text = orders_file.read_text()
     (extracts / "orders" / "orders_2026-11-02_90.jsonl").write_bytes(
@@ -104,7 +126,20 @@ def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
 def test_everything_else_is_published(hostile_run: PipelineEnv) -> None:
     assert hostile_run.serving_db.exists()
     published = _rows(hostile_run.serving_db, "select count(*) from fact_order_audit")[0][0]
-    assert published == 80
+    assert published == 81
+
+
+def test_ids_are_compared_after_trimming_tabs_and_line_breaks_too(hostile_run: PipelineEnv) -> None:
+    assert _rows(
+        hostile_run.serving_db,
+        "select customer_id, line_count, captured_amount, authorized_amount from fact_order_audit"
+        " where order_id = 'WS-1'",
+    ) == [("CUST-WS", 1, Decimal("10.00"), Decimal("10.00"))]
+    assert _rows(
+        hostile_run.serving_db,
+        "select count(*) from order_audit_exceptions where entity_id like 'WS-%'"
+        " and exception_code in ('ORPHAN_PAYMENT', 'PAYMENT_MISSING', 'UNDERPAID')",
+    ) == [(0,)]
 
 
 def test_bad_rows_are_quarantined_at_their_physical_lines(hostile_run: PipelineEnv) -> None:

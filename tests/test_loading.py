@@ -426,3 +426,21 @@ def test_pending_dates_are_those_with_files_new_or_changed_since_their_load(
     future = time.time() + 60
     os.utime(payments, (future, future))  # same size, modified after its load
     assert pending_dates(landing, warehouse) == [date(2026, 11, 1)]
+
+
+def test_a_file_without_a_dated_name_is_rejected_once_until_it_changes(landing: Path, tmp_path: Path) -> None:
+    """Such a file belongs to no date, so every load sees it: it is rejected with its reason once, then
+    recorded as unchanged (it used to add a `rejected` row, a warning and a summary line to every run)."""
+    stray = landing / "payments" / "payments_20261103.csv"
+    _write(stray, PAYMENTS_HEADER + "\n")
+    warehouse = tmp_path / "wh.duckdb"
+    for _ in range(2):
+        _load_all(warehouse, landing)
+    _write(stray, PAYMENTS_HEADER + "\nP9,O1,capture,1.00,EUR,succeeded,2026-11-03T10:00:00Z,,card\n")
+    _load_all(warehouse, landing)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    statuses = con.execute(
+        "select status from raw.load_manifest where file_name = ? order by loaded_at", [stray.name]
+    ).fetchall()
+    con.close()
+    assert statuses == [("rejected",), ("skipped_duplicate",), ("rejected",)]

@@ -86,7 +86,7 @@ def test_a_run_reads_like_a_progress_report_and_json_serves_schedulers(tmp_path:
     landing_files = sum(
         1 for path in env.extracts.rglob("*") if path.is_file() and not path.parent.name.startswith("_")
     )
-    assert raw_line.endswith(f" s  {landing_files} files, {rows_read:,} rows"), (
+    assert raw_line.endswith(f" s  {landing_files} files, {rows_read:,} rows read"), (
         "each file and row counted once, whatever the number of extract dates and raw tables of a loader",
         raw_line,
         source_rows,

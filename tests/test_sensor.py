@@ -134,6 +134,11 @@ def test_a_file_dated_outside_the_partitions_is_logged_not_requested(landed: Pip
     assert _evaluate(later_cursor)[0] == ["2026-11-03"]
 
     os.environ["ORDER_AUDIT_FIRST_EXTRACT_DATE"] = "2025-09-01"  # its date is a partition now: it is new
+    for source in ("orders", "inventory_movements"):  # once every required source has a file of the date
+        first = sorted((env.extracts / source).iterdir())[0]
+        (env.extracts / source / first.name.replace("2026-11-01", "2025-09-30")).write_text(
+            first.read_text().splitlines()[0] + "\n"
+        )
     assert "2025-09-30" in _evaluate(later_cursor)[0]
 
 
@@ -164,3 +169,38 @@ def test_the_daily_schedule_runs_the_previous_extract_date_once_it_has_landed(la
     assert "no landing file of orders, payments, inventory_movements dated 2026-11-04" in str(
         skipped.skip_message
     )
+
+
+def test_a_date_some_source_has_not_delivered_yet_waits_for_it(
+    tmp_path: Path, isolated_environ: None
+) -> None:
+    """Payments of a new day land before its orders and movements: a run of that date would fail its loaders,
+    so the sensor waits (the files stay new), then requests the date once the other sources land."""
+    env = pipeline_env(tmp_path)
+    generate(env.extracts, orders=40, seed=2, days=3)
+    held = tmp_path / "held"
+    held.mkdir()
+    for path in env.extracts.glob("*/*_2026-11-03*"):
+        shutil.move(str(path), held / path.name)
+    use_env(env)
+    _, cursor, _ = _evaluate(None)
+    early = next(held.glob("payments_*"))
+    shutil.move(str(early), env.extracts / "payments" / early.name)
+    decisions = env.extracts / "decisions"
+    decisions.mkdir()
+    (decisions / "decisions_2026-11-03_by-hand.jsonl").write_text("{}\n")
+
+    sensor = build_landing_sensor("order_audit_job")
+    with DagsterInstance.ephemeral() as instance:
+        result = sensor(build_sensor_context(instance=instance, cursor=cursor))
+    requests = result.run_requests or []
+    assert [request.partition_key for request in requests] == ["2026-11-02"], (
+        "decisions: the latest complete date"
+    )
+    assert str(env.extracts / "payments" / early.name) not in json.loads(result.cursor or "{}")
+
+    for path in held.iterdir():
+        source = path.name.rsplit("_2026", 1)[0]
+        shutil.move(str(path), env.extracts / source / path.name)
+    partitions, _, _ = _evaluate(result.cursor)
+    assert partitions == ["2026-11-03"]

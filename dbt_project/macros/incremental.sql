@@ -28,10 +28,15 @@
         {{ return(false) }}
     {%- endif -%}
     {#- A table written before its model stamped loaded_through (an earlier release) has no watermark:
-        that run takes the full-build branch, on_schema_change adds the column, and the post-hooks
-        (rendered after the insert) clean up as usual. -#}
+        that run takes the full-build branch, on_schema_change adds the column, and the pre-hooks delete
+        the orders upstream no longer has. -#}
     {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
     {{ return('loaded_through' in columns) }}
+{%- endmacro %}
+
+{#- The model's watermark: the loaded_through of the newest rows it wrote. -#}
+{% macro watermark() -%}
+    (select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from {{ this }})
 {%- endmacro %}
 
 {% macro new_loads_since_watermark() -%}
@@ -86,8 +91,24 @@
     (select max(loaded_at) from {{ source('raw', 'load_manifest') }})
 {%- endmacro %}
 
+{#- Whether a corrected file was loaded since the model last ran: the only way a whole order can leave
+    an upstream model (all its raw rows replaced away), which only a scan of the whole model finds. -#}
+{% macro files_replaced_since_watermark() -%}
+    {%- set replaced = run_query("select count(*) from (" ~ replaced_files_since_watermark() ~ ") as replaced") -%}
+    {{ return(replaced.columns[0].values()[0] > 0) }}
+{%- endmacro %}
+
+{#- Pre-hook of the event trail: delete the events of orders that left int_orders_current. An order
+    leaves it when its versions are rewritten into none it keeps, or when a corrected file takes all its
+    raw rows away. -#}
 {% macro delete_events_of_vanished_orders() -%}
     {%- if keyed_incremental() -%}
+    delete from {{ this }}
+    where order_id not in (select order_id from {{ ref('int_orders_current') }})
+    {%- if not files_replaced_since_watermark() %}
+        and order_id in ({{ orders_rewritten_in(ref('int_order_versions_sequenced')) }})
+    {%- endif %}
+    {%- elif is_incremental() and audit_incremental_strategy() == 'delete+insert' -%}
     delete from {{ this }} where order_id not in (select order_id from {{ ref('int_orders_current') }})
     {%- else -%}
     select 1
@@ -103,21 +124,21 @@
     where loaded_through > (select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from {{ this }})
 {%- endmacro %}
 
-{#- Post-hook of those models: delete the rows of orders that left `upstream`, and rows older than their
-    order's upstream rows (an order rebuilt into fewer rows, e.g. a new version with fewer lines). An
-    order's upstream rows are rewritten together, so its oldest upstream stamp is the one to compare. -#}
-{% macro delete_stale_order_rows(upstream) -%}
+{#- Pre-hook of those models: delete the rows of every order this run rebuilds, so an order rebuilt into
+    fewer rows (a new version with fewer lines) or into none keeps no row of before, and, after a
+    correction, the rows of orders that left `upstream`. -#}
+{% macro delete_rows_of_rewritten_orders(upstream) -%}
     {%- if keyed_incremental() -%}
-    delete from {{ this }}
-    where rowid in (
-        select target.rowid
-        from {{ this }} as target
-        left join (
-            select order_id, min(loaded_through) as loaded_through from {{ upstream }} group by order_id
-        ) as upstream_orders
-            on upstream_orders.order_id = target.order_id
-        where upstream_orders.order_id is null or upstream_orders.loaded_through > target.loaded_through
-    )
+    delete from {{ this }} as target
+    where target.order_id in ({{ orders_rewritten_in(upstream) }})
+    {%- if files_replaced_since_watermark() %}
+        or not exists (select 1 from {{ upstream }} as upstream_rows where upstream_rows.order_id = target.order_id)
+    {%- endif %}
+    {%- elif is_incremental() and audit_incremental_strategy() == 'delete+insert' -%}
+    {#- a table from before the watermark: the full-build branch rewrites every order upstream has, so
+        only those upstream has no more are left to delete -#}
+    delete from {{ this }} as target
+    where not exists (select 1 from {{ upstream }} as upstream_rows where upstream_rows.order_id = target.order_id)
     {%- else -%}
     select 1
     {%- endif -%}

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.ingest.sources import SOURCES
-from orchestration.rules import minor_units_sql
+from orchestration.rules import minor_units_sql, trimmed_id_sql
 
 Exception_ = tuple[str, str, str, str]
 
@@ -31,7 +31,7 @@ _MACROS = (
     # each branch cast on its own: a CASE over round(DECIMAL(38, 6), 0|2|3) unifies to DECIMAL(38, 0)
     "CREATE MACRO rnd(x, e) AS CASE e WHEN 0 THEN round((x)::DECIMAL(18, 6), 0)::DECIMAL(18, 6) "
     "WHEN 3 THEN round((x)::DECIMAL(18, 6), 3)::DECIMAL(18, 6) ELSE round((x)::DECIMAL(18, 6), 2)::DECIMAL(18, 6) END",
-    "CREATE MACRO id(v) AS nullif(trim(v), '')",
+    f"CREATE MACRO id(v) AS {trimmed_id_sql('v')}",
 )
 
 

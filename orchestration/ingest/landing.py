@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -64,9 +65,44 @@ def landing_files(
 
 def required_sources_without_files(extracts_dir: Path, first: date, last: date) -> list[str]:
     """The required sources (orders, payments, inventory movements) with no landing file dated from `first`
-    to `last`: a run of those dates would fail its loaders."""
+    to `last` (a file whose name carries no valid date counts for none): a run of those dates would fail
+    its loaders."""
     return [
         spec.name
         for spec in SOURCES.values()
-        if spec.required_source and not landing_files(extracts_dir, spec, (first, last))
+        if spec.required_source
+        and not any(f.extract_date is not None for f in landing_files(extracts_dir, spec, (first, last)))
     ]
+
+
+def incomplete_dates(extracts_dir: Path, dates: Iterable[date]) -> dict[date, list[str]]:
+    """Of `dates`, those a run of that date alone cannot take yet, with the required sources that have no
+    landing file of the date (one source delivered before the others)."""
+    dated = {
+        spec.name: {f.extract_date for f in landing_files(extracts_dir, spec)}
+        for spec in SOURCES.values()
+        if spec.required_source
+    }
+    missing = {day: [source for source, days in dated.items() if day not in days] for day in dates}
+    return {day: sources for day, sources in missing.items() if sources}
+
+
+def latest_complete_date(extracts_dir: Path, bounds: tuple[date, date]) -> date | None:
+    """The latest extract date within `bounds` with a landing file of every required source."""
+    dated = [
+        {f.extract_date for f in landing_files(extracts_dir, spec) if f.extract_date is not None}
+        for spec in SOURCES.values()
+        if spec.required_source
+    ]
+    complete = set.intersection(*dated) if dated else set()
+    return max((day for day in complete if bounds[0] <= day <= bounds[1]), default=None)
+
+
+def waiting_message(waiting: dict[date, list[str]]) -> str:
+    days = ", ".join(
+        f"{day} (no {' or '.join(sources)} file yet)" for day, sources in sorted(waiting.items())
+    )
+    return (
+        f"Left out, until every required source has delivered a file of the date: {days}. Its files are"
+        " loaded by the first run of the date after that."
+    )

@@ -250,27 +250,24 @@ def load_batch(
     is rejected, with its own reason.
     """
     statuses: dict[str, str] = {}
-    named = []
+    latest, with_rows = _earlier_deliveries(con, spec.name, [landing.file_name for landing in landings])
+    changed = []
     for landing in landings:
-        if landing.name_error:
+        size, sha256 = _fingerprint(landing.path)
+        if latest.get(landing.file_name) == sha256:
+            # unchanged since its last delivery, rejected ones included: a file whose name has no date is in
+            # every load, and is reported rejected once, not at every run
             statuses[landing.file_name] = _record_without_rows(
-                con, landing, load_id, None, None, "rejected", f"bad_file_name: {landing.name_error}"
+                con, landing, load_id, size, sha256, "skipped_duplicate", None
+            )
+        elif landing.name_error:
+            statuses[landing.file_name] = _record_without_rows(
+                con, landing, load_id, size, sha256, "rejected", f"bad_file_name: {landing.name_error}"
             )
         else:
-            named.append(landing)
-    if named:
-        latest, with_rows = _earlier_deliveries(con, spec.name, [landing.file_name for landing in named])
-        changed = []
-        for landing in named:
-            size, sha256 = _fingerprint(landing.path)
-            if latest.get(landing.file_name) == sha256:
-                statuses[landing.file_name] = _record_without_rows(
-                    con, landing, load_id, size, sha256, "skipped_duplicate", None
-                )
-            else:
-                changed.append((landing, size, sha256))
-        if changed:
-            statuses.update(_load_changed(con, spec, changed, with_rows, load_id))
+            changed.append((landing, size, sha256))
+    if changed:
+        statuses.update(_load_changed(con, spec, changed, with_rows, load_id))
     return [statuses[landing.file_name] for landing in landings]
 
 

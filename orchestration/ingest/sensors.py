@@ -2,8 +2,9 @@
 triage decision file a run for the latest extract date (the decisions belong to no date; the run applies them).
 
 Its first evaluation requests only the dates of files the load manifest does not have yet (decision files
-included), and a file dated outside the partitions (before ORDER_AUDIT_FIRST_EXTRACT_DATE, after today) is
-logged, not run."""
+included). A file dated outside the partitions (before ORDER_AUDIT_FIRST_EXTRACT_DATE, after today), or of a
+date some required source has not delivered a file of yet, is logged, not run: it is new again at the next
+tick, and run once its date can be."""
 
 import hashlib
 import json
@@ -13,10 +14,16 @@ from datetime import date
 import duckdb
 from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from orchestration.ingest.landing import landing_files
+from orchestration.ingest.landing import (
+    incomplete_dates,
+    landing_files,
+    latest_complete_date,
+    waiting_message,
+)
 from orchestration.ingest.partitions import extract_date_bounds, out_of_bounds_message, outside_bounds
 from orchestration.ingest.pending import unsettled_files
 from orchestration.ingest.sources import DECISIONS, SOURCES
+from orchestration.run_owners import fail_runs_of_gone_processes
 from orchestration.settings import Settings
 
 
@@ -40,20 +47,16 @@ def landing_state() -> dict[str, list[object]]:
 
 
 def changed_dates(
-    previous: dict[str, list[object]], current: dict[str, list[object]], bounds: tuple[date, date]
+    previous: dict[str, list[object]], current: dict[str, list[object]], latest: date | None
 ) -> dict[str, list[str]]:
-    """Extract date -> the new or changed files of that date; new decision files go to the latest date
-    within `bounds` (the partitions: a file dated in the future does not take them)."""
-    first, last = (day.isoformat() for day in bounds)
-    latest = max(
-        (str(f[0]) for f in current.values() if f[0] != "decisions" and first <= str(f[0]) <= last),
-        default=None,
-    )
-    changed: dict[str, list[str]] = defaultdict(list)
+    """Extract date -> the new or changed files of that date; new decision files go to `latest`, the latest
+    extract date a run can take (in the partitions, with a file of every required source)."""
+    decisions_day = latest.isoformat() if latest else None
+    changed: dict[str | None, list[str]] = defaultdict(list)
     for path, fingerprint in current.items():
         if previous.get(path) != fingerprint:
-            changed[latest if fingerprint[0] == "decisions" else str(fingerprint[0])].append(path)
-    return {date: paths for date, paths in changed.items() if date is not None}
+            changed[decisions_day if fingerprint[0] == "decisions" else str(fingerprint[0])].append(path)
+    return {day: paths for day, paths in changed.items() if day is not None}
 
 
 def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
@@ -67,14 +70,21 @@ def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
         ),
     )
     def landing_folder_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        for stale in fail_runs_of_gone_processes(context.instance):
+            context.log.warning(f"Dagster run {stale} of a killed order-audit run marked failed")
         previous = json.loads(context.cursor) if context.cursor else {}
         current = landing_state()
         bounds = extract_date_bounds()
-        changes = changed_dates(previous, current, bounds)
+        settings = Settings.from_env()
+        latest = latest_complete_date(settings.extracts_dir, bounds)
+        changes = changed_dates(previous, current, latest)
+        if latest is None:  # no date a run can take yet: decision files stay new until there is one
+            current = {
+                path: fingerprint for path, fingerprint in current.items() if fingerprint[0] != "decisions"
+            }
         if not context.cursor and changes:
             # first evaluation (the sensor just turned on): the files already loaded, by the CLI or the
             # schedule, are not new; the load manifest says which are (a read of a few milliseconds)
-            settings = Settings.from_env()
             try:
                 unsettled = unsettled_files(
                     settings.extracts_dir, settings.warehouse, (*SOURCES.values(), DECISIONS)
@@ -95,11 +105,18 @@ def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
             left_out = {path for day in outside for path in changes[day.isoformat()]}
             seen = {path: fingerprint for path, fingerprint in current.items() if path not in left_out}
             changes = {day: paths for day, paths in changes.items() if date.fromisoformat(day) not in outside}
+        waiting = incomplete_dates(settings.extracts_dir, [date.fromisoformat(day) for day in changes])
+        if waiting:  # one source delivered before the others: a run of the date would fail its loaders
+            context.log.warning(waiting_message(waiting))
+            # left out of the cursor too: requested once the other sources' files of the date land
+            left_out = {path for day in waiting for path in changes[day.isoformat()]}
+            seen = {path: fingerprint for path, fingerprint in seen.items() if path not in left_out}
+            changes = {day: paths for day, paths in changes.items() if date.fromisoformat(day) not in waiting}
         if not changes:
-            if outside:
-                return SensorResult(
-                    skip_reason=out_of_bounds_message(outside, bounds), cursor=json.dumps(seen)
-                )
+            if outside or waiting:
+                reasons = [out_of_bounds_message(outside, bounds)] if outside else []
+                reasons += [waiting_message(waiting)] if waiting else []
+                return SensorResult(skip_reason=" ".join(reasons), cursor=json.dumps(seen))
             if not context.cursor:
                 return SensorResult(
                     skip_reason="every landing file is loaded already", cursor=json.dumps(seen)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from orchestration.rules import blank_sql
+
 MONEY_PATTERN = r"-?[0-9]{1,12}(\.[0-9]{1,6})?"
 TIMESTAMP_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)"
 DATE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
@@ -58,7 +60,7 @@ def _quote(column: str) -> str:
 
 
 def _blank(column: str) -> str:
-    return f"({column} is null or trim({column}) = '')"
+    return blank_sql(column)
 
 
 def required(column: str) -> RowRule:

@@ -13,6 +13,7 @@ from orchestration.ingest.sources import (
     RowRule,
     SourceSpec,
 )
+from orchestration.rules import trimmed_id_sql, trimmed_sql
 
 _JSON_INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
 
@@ -89,11 +90,14 @@ def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -
             select *, json_type(el) as element__type,
                    case when json_type(el) = 'OBJECT' then from_json(el, '{_json_struct(ORDER_LINE_COLUMNS)}') end as l
             from exploded
+        ),
+        flattened as (
+            select file_index, line_number, order_id, updated_at, line_index, element__type,
+                   {_text_and_type("l", ORDER_LINE_COLUMNS)}
+            from parsed
         )
-        select file_index, line_number, order_id, updated_at, line_index, element__type,
-               {_text_and_type("l", ORDER_LINE_COLUMNS)},
-               count(*) over (partition by file_index, line_number, trim(l.line_id ->> '$')) as line_id_occurrences
-        from parsed
+        select *, count(*) over (partition by file_index, line_number, {trimmed_sql("line_id")}) as line_id_occurrences
+        from flattened
         """
     )
     line_rules: list[RowRule] = [
@@ -110,7 +114,7 @@ def validate_order_documents(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -
         *_json_scalar_rules("discount_amount", money=True),
         RowRule(
             "duplicate_line_id",
-            "line_id_occurrences > 1 and not (line_id is null or trim(line_id) = '')",
+            f"line_id_occurrences > 1 and {trimmed_id_sql('line_id')} is not null",
             "'line_id ''' || line_id || ''' appears more than once'",
         ),
     ]

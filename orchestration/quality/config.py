@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from orchestration.rules import delivery_order
+from orchestration.rules import delivery_order, trimmed_id_sql
 from orchestration.settings import EXPECTATIONS_DIR, Settings
 
 SUITES_DIR = EXPECTATIONS_DIR / "suites"
@@ -89,6 +89,11 @@ class ThresholdLimits:
             "abs_balance_limits": f"(values {values}) as limits(currency, max_abs_balance_amount)",
             "max_exception_share": repr(self.max_exception_share),
             "delivery_order": ", ".join(delivery_order()),
+            # ids as the staging models compare them (trimmed of whitespace, empty is missing)
+            **{
+                f"id_{column.replace('.', '_')}": trimmed_id_sql(column)
+                for column in ("order_id", "latest.order_id", "payment_id", "movement_id", "decision_id")
+            },
         }
 
     def as_dict(self) -> dict[str, Any]:

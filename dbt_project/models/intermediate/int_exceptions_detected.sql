@@ -1,7 +1,9 @@
 {#- Every exception the current data raises: one row per (entity, code), with a detail sentence, the
     row or event that raised it (trigger), the money it puts in doubt (amount_at_risk, in `currency`, at the
     currency's minor unit; 0 where none) and the fields routing rules match on (channel, warehouse_id).
-    Each order rule is (code, flag, detail, trigger, amount at risk).
+    Each order rule is (code, flag, detail, trigger, amount at risk). A detail holds no as-of time: an
+    accepted exception reopens when its detail changes, so a sentence that moved with the clock would
+    reopen it on every run.
     `earlier_detail`: where this release words a rule's detail differently, the sentence as the release
     before it wrote it (order_audit_exception_history compares an accepted exception's evidence with
     both, so that new wording alone reopens nothing); null elsewhere. -#}
@@ -44,13 +46,13 @@
         "'Fulfilled but ' || cast(under_shipped_skus as varchar(20)) || ' sku(s) shipped below the ordered units, first ' || first_under_shipped_sku || ' (' || cast(first_under_shipped_sku_units_shipped as varchar(20)) || ' of ' || cast(first_under_shipped_sku_units_ordered as varchar(20)) || ' units shipped).'",
         "'sku ' || first_under_shipped_sku || ' shipment'", '0'),
     ('CANCELLED_BUT_SHIPPED', 'is_cancelled_but_shipped',
-        "'Cancelled but ' || cast(units_shipped - units_returned as varchar(20)) || ' unit(s) shipped net of returns.'",
+        "'Cancelled but ' || cast(net_shipped_skus as varchar(20)) || ' sku(s) shipped net of returns, first ' || first_net_shipped_sku || ' (' || cast(first_net_shipped_sku_units_shipped as varchar(20)) || ' shipped, ' || cast(first_net_shipped_sku_units_returned as varchar(20)) || ' returned).'",
         "'order ' || order_id || ' shipment'", '0'),
     ('OVERSOLD', 'is_oversold',
         "cast(oversold_shipments as varchar(20)) || ' shipment(s) left on-hand below 0, first sku ' || first_oversold_sku || ', lowest on-hand ' || cast(lowest_oversold_on_hand as varchar(20)) || '.'",
         "'sku ' || first_oversold_sku || ' shipment'", '0'),
     ('FULFILLMENT_DELAYED', 'is_fulfillment_delayed',
-        "'Captured at ' || cast(first_captured_at as varchar(40)) || ' UTC and still ' || order_status || ' at ' || cast(as_of as varchar(40)) || ' UTC, over the ' || cast(cast(fulfillment_sla_hours as decimal(18, 2)) as varchar(20)) || ' hour SLA.'",
+        "'Captured at ' || cast(first_captured_at as varchar(40)) || ' UTC and still ' || order_status || ', over the ' || cast(cast(fulfillment_sla_hours as decimal(18, 2)) as varchar(20)) || ' hour SLA.'",
         "'capture at ' || cast(first_captured_at as varchar(40))", 'net_paid_amount'),
     ('PRICE_MISMATCH', 'is_price_mismatch',
         "cast(price_mismatch_lines as varchar(20)) || ' line(s) priced differently from the catalog at order time, first line ' || first_price_mismatch_line || '.'",
@@ -59,8 +61,9 @@
         "cast(unknown_sku_lines as varchar(20)) || ' line(s) with a sku not in the catalog, first ' || first_unknown_sku || '.'",
         "'sku ' || first_unknown_sku || ' order line'", '0'),
 ] -%}
-{#- The detail sentences as the release before 2026-12-05 wrote them: the order's unit totals. -#}
+{#- The detail sentences as the release before wrote them: the order's unit totals. -#}
 {%- set earlier_details = {
+    'CANCELLED_BUT_SHIPPED': "'Cancelled but ' || cast(units_shipped - units_returned as varchar(20)) || ' unit(s) shipped net of returns.'",
     'OVER_SHIPPED': "cast(over_shipped_skus as varchar(20)) || ' sku(s) shipped net of returns above the ordered units, first ' || first_over_shipped_sku || ' (' || cast(units_shipped as varchar(20)) || ' shipped, ' || cast(units_returned as varchar(20)) || ' returned, ' || cast(units_ordered as varchar(20)) || ' ordered in all).'",
     'UNDER_SHIPPED': "'Fulfilled but ' || cast(under_shipped_skus as varchar(20)) || ' sku(s) shipped below the ordered units, first ' || first_under_shipped_sku || ' (' || cast(units_shipped as varchar(20)) || ' of ' || cast(units_ordered as varchar(20)) || ' units shipped in all).'",
 } -%}

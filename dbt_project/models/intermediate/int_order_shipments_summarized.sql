@@ -30,6 +30,7 @@ per_order as (
         sum(case when is_under_shipped then 1 else 0 end) as under_shipped_skus,
         min(case when is_under_shipped then sku end) as first_under_shipped_sku,
         sum(case when units_shipped - units_returned > 0 then 1 else 0 end) as net_shipped_skus,
+        min(case when units_shipped - units_returned > 0 then sku end) as first_net_shipped_sku,
         sum(oversold_shipments) as oversold_shipments,
         min(case when oversold_shipments > 0 then sku end) as first_oversold_sku,
         min(lowest_oversold_on_hand) as lowest_oversold_on_hand
@@ -58,6 +59,16 @@ under_shipped as (
     where is_under_shipped
 ),
 
+net_shipped as (
+    select
+        order_id,
+        sku,
+        units_shipped,
+        units_returned
+    from skus
+    where units_shipped - units_returned > 0
+),
+
 final as (
     select
         per_order.order_id,
@@ -75,6 +86,9 @@ final as (
         under_shipped.units_ordered as first_under_shipped_sku_units_ordered,
         under_shipped.units_shipped as first_under_shipped_sku_units_shipped,
         per_order.net_shipped_skus,
+        per_order.first_net_shipped_sku,
+        net_shipped.units_shipped as first_net_shipped_sku_units_shipped,
+        net_shipped.units_returned as first_net_shipped_sku_units_returned,
         per_order.oversold_shipments,
         per_order.first_oversold_sku,
         per_order.lowest_oversold_on_hand
@@ -87,6 +101,10 @@ final as (
         on
             per_order.order_id = under_shipped.order_id
             and per_order.first_under_shipped_sku = under_shipped.sku
+    left join net_shipped
+        on
+            per_order.order_id = net_shipped.order_id
+            and per_order.first_net_shipped_sku = net_shipped.sku
 )
 
 select * from final

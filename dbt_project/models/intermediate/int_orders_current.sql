@@ -6,7 +6,7 @@
         unique_key='order_id',
         incremental_strategy=audit_incremental_strategy(),
         on_schema_change='append_new_columns',
-        post_hook="{{ delete_stale_order_rows(ref('int_order_versions_sequenced')) }}",
+        pre_hook="{{ delete_rows_of_rewritten_orders(ref('int_order_versions_sequenced')) }}",
     )
 }}
 with

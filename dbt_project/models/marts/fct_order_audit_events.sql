@@ -1,25 +1,44 @@
 {#- The audit trail: one row per event on a clean order, from all three systems, in sequence.
     Incremental by order: a run rebuilds the trail of every order that a new load touches (a new
-    version, or a payment or movement of it arriving days later), see macros/incremental.sql. -#}
+    version, or a payment or movement of it arriving days later, and the order a payment or movement
+    was on before a new delivery of it names another), see macros/incremental.sql. -#}
 {{
     config(
         materialized='incremental',
         unique_key='order_id',
         incremental_strategy=audit_incremental_strategy(),
         on_schema_change='append_new_columns',
-        post_hook="{{ delete_events_of_vanished_orders() }}",
+        pre_hook="{{ delete_events_of_vanished_orders() }}",
     )
 }}
+-- depends_on: {{ ref('stg_psp__payments') }}
 with
 
 {% if keyed_incremental() -%}
 touched_orders as (
-    {%- for raw_table in ['orders', 'payments', 'inventory_movements'] %}
     select {{ trimmed_id('order_id') }} as order_id
-    from {{ source('raw', raw_table) }}
+    from {{ source('raw', 'orders') }}
     where load_id in ({{ new_loads_since_watermark() }})
+    {%- for staged, id_column, source_system in [
+        ('stg_psp__payments', 'payment_id', 'psp'), ('stg_wms__inventory_movements', 'movement_id', 'wms')
+    ] %}
     union
+    {#- payments and movements staged anew since the trail's last build: the order each is on now, and
+        the one the trail has it on (a later delivery, or a correction taking it away, can move it) #}
+    select order_id
+    from {{ ref(staged) }}
+    where loaded_through > {{ watermark() }}
+    union
+    select order_id
+    from {{ this }}
+    where
+        source_system = '{{ source_system }}'
+        and source_id in (
+            select {{ id_column }} from {{ ref(staged) }}
+            where loaded_through > {{ watermark() }}
+        )
     {%- endfor %}
+    union
     select order_id
     from {{ this }}
     where source_file in ({{ replaced_files_since_watermark() }})

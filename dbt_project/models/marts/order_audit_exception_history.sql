@@ -14,7 +14,10 @@
        detected), `reopened` (detected again after an auto resolution; after a `fixed` one once the as-of
        time has moved past it; after `accepted` or `false_positive` once the evidence, the detail sentence
        frozen at the resolution, has changed: a sentence only worded anew by a release, its numbers the
-       same, is no change, see `earlier_detail` in int_exceptions_detected).
+       same, is no change, see `earlier_detail` in int_exceptions_detected). The evidence is the detail
+       the register held as the previous run left it (macros/register.sql): what the person saw, unless
+       that run's publish was blocked. It is newer than the history's last row when the numbers changed
+       with no change of state since.
     3. `snooze_expired` when the as-of time reaches snoozed_until.
     4. `rerouted` when a routing rule change gave an exception that is not resolved another rule, owner,
        route or priority.
@@ -59,6 +62,10 @@ detected as (
         route,
         priority
     from {{ ref('int_exceptions_routed') }}
+),
+
+shown as (
+    {{ register_as_shown() }}
 ),
 
 decisions as (
@@ -184,14 +191,15 @@ decision_states as (
         case when valid_steps.action = 'resolve' then valid_steps.note end as resolution_note,
         case when valid_steps.action = 'resolve' then valid_steps.decided_by end as resolved_by,
         case when valid_steps.action = 'resolve' then clock.as_of end as resolved_as_of,
-        case when valid_steps.action = 'resolve' then previous.detail end as evidence,
+        case when valid_steps.action = 'resolve' then coalesce(shown.detail, previous.detail) end as evidence,
         previous.owner_team,
         previous.routing_rule,
         previous.route,
         previous.priority,
-        previous.detail
+        coalesce(shown.detail, previous.detail) as detail
     from valid_steps
     inner join previous on valid_steps.exception_id = previous.exception_id
+    left join shown on valid_steps.exception_id = shown.exception_id
     left join valid_steps as assigning
         on
             valid_steps.exception_id = assigning.exception_id

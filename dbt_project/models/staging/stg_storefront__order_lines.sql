@@ -6,7 +6,7 @@
         unique_key='order_id',
         incremental_strategy=audit_incremental_strategy(),
         on_schema_change='append_new_columns',
-        post_hook="{{ delete_stale_order_rows(ref('stg_storefront__orders')) }}",
+        pre_hook="{{ delete_rows_of_rewritten_orders(ref('stg_storefront__orders')) }}",
     )
 }}
 with
