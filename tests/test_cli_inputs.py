@@ -176,14 +176,19 @@ def test_generate_refuses_what_its_ids_cannot_hold_before_touching_the_folder(tm
     assert not out.exists()
 
 
-def test_a_range_without_files_of_a_required_source_is_refused_before_the_run(tmp_path: Path) -> None:
+def _pipeline_in(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A landing folder and the environment of a pipeline of its own under `tmp_path`."""
     extracts = tmp_path / "extracts"
-    env = {
+    return extracts, {
         "ORDER_AUDIT_EXTRACTS_DIR": str(extracts),
         "ORDER_AUDIT_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
         "ORDER_AUDIT_SERVING_DB": str(tmp_path / "serving" / "oa.duckdb"),
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
     }
+
+
+def test_a_range_without_files_of_a_required_source_is_refused_before_the_run(tmp_path: Path) -> None:
+    extracts, env = _pipeline_in(tmp_path)
     generated = _order_audit("generate", "--orders", "20", "--days", "2", "--out", str(extracts), env=env)
     assert generated.returncode == 0, generated.stderr
     done = _order_audit("run", "--from", "2026-10-20", "--to", "2026-10-21", env=env)
@@ -219,13 +224,7 @@ def test_a_plain_run_leaves_out_a_day_not_all_sources_delivered_and_outlives_its
     it can and says which waits (it used to start and fail in the loaders). Its reader goes away after the
     first line (`| head -1`): the run goes on, publishes and exits with its own status (it used to fail the
     Dagster run on the broken pipe and exit 0)."""
-    extracts = tmp_path / "extracts"
-    env = {
-        "ORDER_AUDIT_EXTRACTS_DIR": str(extracts),
-        "ORDER_AUDIT_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
-        "ORDER_AUDIT_SERVING_DB": str(tmp_path / "serving" / "oa.duckdb"),
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-    }
+    extracts, env = _pipeline_in(tmp_path)
     generated = _order_audit("generate", "--orders", "20", "--days", "3", "--out", str(extracts), env=env)
     assert generated.returncode == 0, generated.stderr
     for late in (extracts / "payments").glob("payments_2026-11-03*"):

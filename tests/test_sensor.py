@@ -47,24 +47,31 @@ def _evaluate(cursor: str | None) -> tuple[list[str], str | None, bool]:
     return [request.partition_key for request in requests], result.cursor, not requests
 
 
-def test_sensor_requests_runs_for_new_and_redelivered_files(tmp_path: Path, isolated_environ: None) -> None:
-    env = pipeline_env(tmp_path)
-    generate(env.extracts, orders=40, seed=2, days=3)
+@pytest.fixture()
+def last_day_held(landed: PipelineEnv, tmp_path: Path) -> tuple[PipelineEnv, Path]:
+    """`landed`, with the files of its last day (2026-11-03) held back in a folder of their own."""
     held = tmp_path / "held"
     held.mkdir()
-    for path in env.extracts.glob("*/*_2026-11-03*"):
+    for path in landed.extracts.glob("*/*_2026-11-03*"):
         shutil.move(str(path), held / path.name)
-    use_env(env)
+    return landed, held
 
+
+def _land(held: Path, env: PipelineEnv) -> None:
+    for path in held.iterdir():
+        source = path.name.rsplit("_2026", 1)[0]
+        shutil.move(str(path), env.extracts / source / path.name)
+
+
+def test_sensor_requests_runs_for_new_and_redelivered_files(last_day_held: tuple[PipelineEnv, Path]) -> None:
+    env, held = last_day_held
     partitions, cursor, skipped = _evaluate(None)
     assert not skipped and partitions == ["2026-11-01", "2026-11-02"]
     assert set(json.loads(cursor or "{}")) == {str(p) for p in env.extracts.glob("*/*_2026-11-0*")}
 
     assert _evaluate(cursor)[2], "nothing new: the sensor skips"
 
-    for path in held.iterdir():  # a new day lands
-        source = path.name.rsplit("_2026", 1)[0]
-        shutil.move(str(path), env.extracts / source / path.name)
+    _land(held, env)  # a new day lands
     partitions, cursor, _ = _evaluate(cursor)
     assert partitions == ["2026-11-03"]
 
@@ -172,17 +179,11 @@ def test_the_daily_schedule_runs_the_previous_extract_date_once_it_has_landed(la
 
 
 def test_a_date_some_source_has_not_delivered_yet_waits_for_it(
-    tmp_path: Path, isolated_environ: None
+    last_day_held: tuple[PipelineEnv, Path],
 ) -> None:
     """Payments of a new day land before its orders and movements: a run of that date would fail its loaders,
     so the sensor waits (the files stay new), then requests the date once the other sources land."""
-    env = pipeline_env(tmp_path)
-    generate(env.extracts, orders=40, seed=2, days=3)
-    held = tmp_path / "held"
-    held.mkdir()
-    for path in env.extracts.glob("*/*_2026-11-03*"):
-        shutil.move(str(path), held / path.name)
-    use_env(env)
+    env, held = last_day_held
     _, cursor, _ = _evaluate(None)
     early = next(held.glob("payments_*"))
     shutil.move(str(early), env.extracts / "payments" / early.name)
@@ -199,8 +200,6 @@ def test_a_date_some_source_has_not_delivered_yet_waits_for_it(
     )
     assert str(env.extracts / "payments" / early.name) not in json.loads(result.cursor or "{}")
 
-    for path in held.iterdir():
-        source = path.name.rsplit("_2026", 1)[0]
-        shutil.move(str(path), env.extracts / source / path.name)
+    _land(held, env)
     partitions, _, _ = _evaluate(result.cursor)
     assert partitions == ["2026-11-03"]
