@@ -229,8 +229,9 @@ def record_decision(
     con = _open(database, settings)
     try:
         full_id = _resolve_id(con, decision.exception_id)
-        state, code, entity = con.execute(
-            "select workflow_state, exception_code, entity_id from order_audit_exceptions where exception_id = ?",
+        state, code, entity, detail = con.execute(
+            "select workflow_state, exception_code, entity_id, detail from order_audit_exceptions"
+            " where exception_id = ?",
             [full_id],
         ).fetchall()[0]
         as_of = con.execute("select max(audited_as_of) from fact_order_audit").fetchall()[0][0]
@@ -258,6 +259,7 @@ def record_decision(
         "snoozed_until": (
             decision.snoozed_until.isoformat().replace("+00:00", "Z") if decision.snoozed_until else None
         ),
+        "detail_shown": detail,
     }
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"decisions_{decided_at:%Y-%m-%d}_{decision_id}.jsonl"

@@ -3,6 +3,7 @@ bad decision lines quarantined, snooze expiry on the audit's clock, and reruns t
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -254,6 +255,8 @@ def test_an_accepted_exception_whose_numbers_changed_before_the_decision_stays_r
 
     resolve = ["resolve", exception_id[:12], "--by", "fin", "--reason", "accepted", "--note", "invoiced"]
     assert main(["exceptions", *resolve]) == 0
+    decision = json.loads(_decision_files(env)[-1].read_text())
+    assert decision["exception_id"] == exception_id and decision["detail_shown"] == shown
     assert main(["run"]) == 0
     assert _query(
         env.serving_db,

@@ -13,6 +13,7 @@ import pytest
 
 from orchestration.ingest.loader import load_source
 from orchestration.ingest.pending import pending_dates
+from orchestration.ingest.schema import create_raw_schema
 from orchestration.ingest.sources import SOURCES
 
 PAYMENTS_HEADER = "payment_id,order_id,event_type,amount,currency,status,processed_at,psp_reference,method"
@@ -444,3 +445,19 @@ def test_a_file_without_a_dated_name_is_rejected_once_until_it_changes(landing: 
     ).fetchall()
     con.close()
     assert statuses == [("rejected",), ("skipped_duplicate",), ("rejected",)]
+
+
+def test_a_warehouse_from_before_a_new_source_column_gets_it(tmp_path: Path) -> None:
+    """raw.decisions gained `detail_shown`: an earlier warehouse's table and its _superseded twin get it."""
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    try:
+        create_raw_schema(con)
+        for table in ("raw.decisions", "raw.decisions_superseded"):
+            con.execute(f"alter table {table} drop column detail_shown")
+        create_raw_schema(con)
+        found = con.execute(
+            "select table_name from information_schema.columns where column_name = 'detail_shown' order by 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert found == [("decisions",), ("decisions_superseded",)]

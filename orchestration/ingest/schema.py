@@ -109,3 +109,19 @@ def create_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
             " cast(null as varchar) as superseded_by_load_id, cast(null as timestamp) as superseded_at"
             f" from {table} limit 0"
         )
+    _add_new_columns(con)
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """A warehouse from an earlier version gets the text columns a source gained since (its rows: null)."""
+    existing = set(
+        con.execute(
+            "select table_name, column_name from information_schema.columns where table_schema = 'raw'"
+        ).fetchall()
+    )
+    for spec in (*SOURCES.values(), DECISIONS):
+        for table in (spec.raw_table, superseded_table(spec.raw_table)):
+            name = table.removeprefix("raw.")
+            for column in spec.columns:
+                if (name, column) not in existing:
+                    con.execute(f"alter table {table} add column {column} varchar")

@@ -317,6 +317,9 @@ DECISIONS = SourceSpec(
         "note",
         "assignee",
         "snoozed_until",
+        # the exception's detail as the published register showed it to the person deciding (a resolve
+        # as accepted or false positive freezes it as the evidence); absent in decisions written by hand
+        "detail_shown",
     ),
     rules=(
         *(required(c) for c in ("decision_id", "exception_id", "action", "decided_by", "decided_at")),

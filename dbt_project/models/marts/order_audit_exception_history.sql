@@ -15,9 +15,10 @@
        time has moved past it; after `accepted` or `false_positive` once the evidence, the detail sentence
        frozen at the resolution, has changed: a sentence only worded anew by a release, its numbers the
        same, is no change, see `earlier_detail` in int_exceptions_detected). The evidence is the detail
-       the register held as the previous run left it (macros/register.sql): what the person saw, unless
-       that run's publish was blocked. It is newer than the history's last row when the numbers changed
-       with no change of state since.
+       the person saw: the one `order-audit exceptions resolve` read from the published register and wrote
+       into the decision (detail_shown); for a decision written by hand without it, the register's as the
+       previous run left it (macros/register.sql). Either is newer than the history's last row when the
+       numbers changed with no change of state since.
     3. `snooze_expired` when the as-of time reaches snoozed_until.
     4. `rerouted` when a routing rule change gave an exception that is not resolved another rule, owner,
        route or priority.
@@ -78,7 +79,8 @@ decisions as (
         reason,
         note,
         assignee,
-        snoozed_until
+        snoozed_until,
+        detail_shown
     from {{ ref('stg_triage__decisions') }}
 ),
 
@@ -191,12 +193,14 @@ decision_states as (
         case when valid_steps.action = 'resolve' then valid_steps.note end as resolution_note,
         case when valid_steps.action = 'resolve' then valid_steps.decided_by end as resolved_by,
         case when valid_steps.action = 'resolve' then clock.as_of end as resolved_as_of,
-        case when valid_steps.action = 'resolve' then coalesce(shown.detail, previous.detail) end as evidence,
+        case
+            when valid_steps.action = 'resolve' then coalesce(valid_steps.detail_shown, shown.detail, previous.detail)
+        end as evidence,
         previous.owner_team,
         previous.routing_rule,
         previous.route,
         previous.priority,
-        coalesce(shown.detail, previous.detail) as detail
+        coalesce(valid_steps.detail_shown, shown.detail, previous.detail) as detail
     from valid_steps
     inner join previous on valid_steps.exception_id = previous.exception_id
     left join shown on valid_steps.exception_id = shown.exception_id

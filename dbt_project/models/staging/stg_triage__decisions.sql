@@ -1,4 +1,5 @@
-{#- One row per triage decision (decision_id; the later delivery wins), typed, timestamps in UTC. -#}
+{#- One row per triage decision (decision_id; the later delivery wins), typed, timestamps in UTC; detail_shown
+    is the exception's detail as the register showed it to the person (null in decisions written by hand). -#}
 with
 
 source as (
@@ -15,7 +16,8 @@ source as (
         reason,
         note,
         assignee,
-        snoozed_until
+        snoozed_until,
+        detail_shown
     from {{ source('raw', 'decisions') }}
 ),
 
@@ -31,6 +33,7 @@ typed as (
         nullif(trim(assignee), '') as assignee,
         case when nullif(trim(snoozed_until), '') is not null then {{ utc_timestamp('snoozed_until') }} end
             as snoozed_until,
+        nullif(detail_shown, '') as detail_shown,
         load_id,
         source_file,
         extract_date,
@@ -56,6 +59,7 @@ final as (
         cast(note as {{ string_type() }}) as note,
         cast(assignee as {{ string_type() }}) as assignee,
         cast(snoozed_until as timestamp) as snoozed_until,
+        cast(detail_shown as {{ string_type() }}) as detail_shown,
         load_id,
         source_file,
         extract_date,
