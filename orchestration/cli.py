@@ -126,8 +126,9 @@ def _default_range(
 ) -> tuple[date, date]:
     """The extract dates with files new or changed since they were loaded; none: the latest date with a file
     of every required source. Files dated outside the partitions (before ORDER_AUDIT_FIRST_EXTRACT_DATE,
-    after today), and the first and last of those dates while a required source has no file of them yet
-    (one source delivered before the others), are left out, said."""
+    after today), and the last of those dates while a required source has no file of them yet (one source
+    delivered before the others), are left out, said. (An earlier incomplete date stays in the range: a
+    source that never delivers for it must not hold it back for good.)"""
     from orchestration.ingest.landing import incomplete_dates, latest_complete_date, waiting_message
     from orchestration.ingest.partitions import out_of_bounds_message, outside_bounds
     from orchestration.ingest.pending import pending_dates
@@ -156,18 +157,15 @@ def _default_range(
 
 
 def _newest_files(settings: Settings, sources: list[str]) -> str:
-    from orchestration.ingest.landing import landing_files
-    from orchestration.ingest.sources import SOURCES
+    from orchestration.ingest.landing import required_source_dates
 
-    newest = []
-    for source in sources:
-        dated = [
-            f.extract_date for f in landing_files(settings.extracts_dir, SOURCES[source]) if f.extract_date
-        ]
-        newest.append(
-            f"{source}: newest file dated {max(dated)}" if dated else f"{source}: no dated file at all"
-        )
-    return "; ".join(newest)
+    dated = required_source_dates(settings.extracts_dir)
+    return "; ".join(
+        f"{source}: newest file dated {max(dated[source])}"
+        if dated[source]
+        else f"{source}: no dated file at all"
+        for source in sources
+    )
 
 
 # The project's earlier dagster.yaml files: a DAGSTER_HOME holding one unchanged gets the current one.
@@ -349,12 +347,10 @@ def _execute(
     job = defs.resolve_job_def("order_audit_job")
     say(f"Running order_audit_job over extract dates {first} to {last}.")
     instance = dagster_instance(settings)
-    from orchestration.run_owners import fail_runs_of_gone_processes, process_tags
+    from orchestration.run_owners import fail_runs_of_gone_processes, gone_run_message, process_tags
 
     for stale in fail_runs_of_gone_processes(instance):
-        say(
-            f"Dagster run {stale} of a killed order-audit run was still marked as running: now marked failed."
-        )
+        say(gone_run_message(stale))
     run_id = str(uuid.uuid4())
     if terminal is not None:
         dbt_nodes = len(order_audit_dbt_assets.keys) + len(order_audit_dbt_assets.check_keys)
@@ -430,13 +426,11 @@ def _ui(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return 2
-    from orchestration.run_owners import fail_runs_of_gone_processes
+    from orchestration.run_owners import fail_runs_of_gone_processes, gone_run_message
 
     with dagster_instance(settings) as instance:
         for stale in fail_runs_of_gone_processes(instance):
-            print(
-                f"Dagster run {stale} of a killed order-audit run was still marked as running: now marked failed."
-            )
+            print(gone_run_message(stale))
     from orchestration.transform.manifest import prepare_manifest
 
     prepare_manifest()

@@ -35,6 +35,10 @@ def _process_is_gone(pid: str, started: str) -> bool:
         return False
 
 
+def gone_run_message(run_id: str) -> str:
+    return f"Dagster run {run_id} of a killed order-audit run was still marked as running: now marked failed."
+
+
 def fail_runs_of_gone_processes(instance: Any) -> list[str]:
     """Mark failed every run of this host that an `order-audit run` process started and that is still
     in progress although that process is gone; returns their run ids."""

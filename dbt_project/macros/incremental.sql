@@ -43,14 +43,14 @@
     select distinct load_id
     from {{ source('raw', 'load_manifest') }}
     where status in ('loaded', 'replaced')
-      and loaded_at > (select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from {{ this }})
+      and loaded_at > {{ watermark() }}
 {%- endmacro %}
 
 {% macro replaced_files_since_watermark() -%}
     select distinct file_name
     from {{ source('raw', 'load_manifest') }}
     where status = 'replaced'
-      and loaded_at > (select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from {{ this }})
+      and loaded_at > {{ watermark() }}
 {%- endmacro %}
 
 {#- The keys to (re)build: touched by new loads, or whose winning raw row was replaced away. -#}
@@ -121,7 +121,7 @@
 {% macro orders_rewritten_in(upstream) -%}
     select distinct order_id
     from {{ upstream }}
-    where loaded_through > (select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from {{ this }})
+    where loaded_through > {{ watermark() }}
 {%- endmacro %}
 
 {#- Pre-hook of those models: delete the rows of every order this run rebuilds, so an order rebuilt into

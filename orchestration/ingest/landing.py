@@ -75,26 +75,26 @@ def required_sources_without_files(extracts_dir: Path, first: date, last: date) 
     ]
 
 
-def incomplete_dates(extracts_dir: Path, dates: Iterable[date]) -> dict[date, list[str]]:
-    """Of `dates`, those a run of that date alone cannot take yet, with the required sources that have no
-    landing file of the date (one source delivered before the others)."""
-    dated = {
-        spec.name: {f.extract_date for f in landing_files(extracts_dir, spec)}
+def required_source_dates(extracts_dir: Path) -> dict[str, set[date]]:
+    """Required source -> the extract dates of its landing files."""
+    return {
+        spec.name: {f.extract_date for f in landing_files(extracts_dir, spec) if f.extract_date is not None}
         for spec in SOURCES.values()
         if spec.required_source
     }
+
+
+def incomplete_dates(extracts_dir: Path, dates: Iterable[date]) -> dict[date, list[str]]:
+    """Of `dates`, those a run of that date alone cannot take yet, with the required sources that have no
+    landing file of the date (one source delivered before the others)."""
+    dated = required_source_dates(extracts_dir)
     missing = {day: [source for source, days in dated.items() if day not in days] for day in dates}
     return {day: sources for day, sources in missing.items() if sources}
 
 
 def latest_complete_date(extracts_dir: Path, bounds: tuple[date, date]) -> date | None:
     """The latest extract date within `bounds` with a landing file of every required source."""
-    dated = [
-        {f.extract_date for f in landing_files(extracts_dir, spec) if f.extract_date is not None}
-        for spec in SOURCES.values()
-        if spec.required_source
-    ]
-    complete = set.intersection(*dated) if dated else set()
+    complete = set.intersection(*required_source_dates(extracts_dir).values())
     return max((day for day in complete if bounds[0] <= day <= bounds[1]), default=None)
 
 

@@ -9,6 +9,7 @@ tick, and run once its date can be."""
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date
 
 import duckdb
@@ -74,8 +75,8 @@ def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
             context.log.warning(f"Dagster run {stale} of a killed order-audit run marked failed")
         previous = json.loads(context.cursor) if context.cursor else {}
         current = landing_state()
-        bounds = extract_date_bounds()
         settings = Settings.from_env()
+        bounds = extract_date_bounds(settings)
         latest = latest_complete_date(settings.extracts_dir, bounds)
         changes = changed_dates(previous, current, latest)
         if latest is None:  # no date a run can take yet: decision files stay new until there is one
@@ -96,22 +97,24 @@ def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
             new_paths = {str(landing.path) for landing in unsettled}
             changes = {day: [path for path in paths if path in new_paths] for day, paths in changes.items()}
             changes = {day: paths for day, paths in changes.items() if paths}
-        outside = outside_bounds([date.fromisoformat(day) for day in changes], bounds)
         seen = current
-        if outside:  # no partition holds them: a run request would fail the tick, and every later one
-            context.log.warning(out_of_bounds_message(outside, bounds))
-            # left out of the cursor, so that they are new again once their date is in the partitions
-            # (it becomes today, or ORDER_AUDIT_FIRST_EXTRACT_DATE moves back)
-            left_out = {path for day in outside for path in changes[day.isoformat()]}
-            seen = {path: fingerprint for path, fingerprint in current.items() if path not in left_out}
-            changes = {day: paths for day, paths in changes.items() if date.fromisoformat(day) not in outside}
-        waiting = incomplete_dates(settings.extracts_dir, [date.fromisoformat(day) for day in changes])
-        if waiting:  # one source delivered before the others: a run of the date would fail its loaders
-            context.log.warning(waiting_message(waiting))
-            # left out of the cursor too: requested once the other sources' files of the date land
-            left_out = {path for day in waiting for path in changes[day.isoformat()]}
+
+        def leave_out(days: Iterable[date], reason: str) -> None:
+            """Request no run of `days` and keep their files out of the cursor: they are new again at the
+            next tick, and requested once a run can take their date."""
+            nonlocal changes, seen
+            context.log.warning(reason)
+            left_out = {path for day in days for path in changes[day.isoformat()]}
             seen = {path: fingerprint for path, fingerprint in seen.items() if path not in left_out}
-            changes = {day: paths for day, paths in changes.items() if date.fromisoformat(day) not in waiting}
+            changes = {day: paths for day, paths in changes.items() if date.fromisoformat(day) not in days}
+
+        # no partition holds them (yet: the date becomes today, or ORDER_AUDIT_FIRST_EXTRACT_DATE moves
+        # back): a run request would fail the tick, and every later one
+        if outside := outside_bounds([date.fromisoformat(day) for day in changes], bounds):
+            leave_out(outside, out_of_bounds_message(outside, bounds))
+        # one source delivered before the others: a run of the date would fail its loaders
+        if waiting := incomplete_dates(settings.extracts_dir, [date.fromisoformat(day) for day in changes]):
+            leave_out(waiting, waiting_message(waiting))
         if not changes:
             if outside or waiting:
                 reasons = [out_of_bounds_message(outside, bounds)] if outside else []

@@ -59,19 +59,15 @@ def _quote(column: str) -> str:
     return f"coalesce('''' || {column} || '''', 'null')"
 
 
-def _blank(column: str) -> str:
-    return blank_sql(column)
-
-
 def required(column: str) -> RowRule:
-    return RowRule("missing_required_field", _blank(column), f"'{column} is missing'")
+    return RowRule("missing_required_field", blank_sql(column), f"'{column} is missing'")
 
 
 def one_of(column: str, values: tuple[str, ...]) -> RowRule:
     listed = ", ".join(f"'{v}'" for v in values)
     return RowRule(
         "unknown_enum_value",
-        f"not {_blank(column)} and {column} not in ({listed})",
+        f"not {blank_sql(column)} and {column} not in ({listed})",
         f"'{column} ' || {_quote(column)} || ' is not one of {'/'.join(values)}'",
     )
 
@@ -81,7 +77,7 @@ def money(column: str) -> list[RowRule]:
     return [
         RowRule(
             "invalid_money",
-            f"not {_blank(column)} and not regexp_full_match({value}, '{MONEY_PATTERN}')",
+            f"not {blank_sql(column)} and not regexp_full_match({value}, '{MONEY_PATTERN}')",
             f"'{column} ' || {_quote(column)} || ' is not a decimal string with at most 6 decimals'",
         ),
         RowRule(
@@ -96,7 +92,7 @@ def timestamp(column: str) -> RowRule:
     value = f"trim({column})"
     return RowRule(
         "invalid_timestamp",
-        f"not {_blank(column)} and (not regexp_full_match({value}, '{TIMESTAMP_PATTERN}')"
+        f"not {blank_sql(column)} and (not regexp_full_match({value}, '{TIMESTAMP_PATTERN}')"
         f" or try_cast(upper({value}) as timestamptz) is null)",
         f"'{column} ' || {_quote(column)} || ' is not an ISO 8601 timestamp with an offset'",
     )
@@ -105,7 +101,7 @@ def timestamp(column: str) -> RowRule:
 def currency(column: str) -> RowRule:
     return RowRule(
         "invalid_currency",
-        f"not {_blank(column)} and not regexp_full_match({column}, '{CURRENCY_PATTERN}')",
+        f"not {blank_sql(column)} and not regexp_full_match({column}, '{CURRENCY_PATTERN}')",
         f"'{column} ' || {_quote(column)} || ' is not a 3-letter upper-case ISO 4217 code'",
     )
 
@@ -120,7 +116,7 @@ def integer(column: str, *, positive: bool) -> RowRule:
         expectation = "an integer"
     return RowRule(
         "invalid_quantity",
-        f"not {_blank(column)} and ({bad})",
+        f"not {blank_sql(column)} and ({bad})",
         f"'{column} ' || {_quote(column)} || ' is not {expectation}'",
     )
 
@@ -139,7 +135,7 @@ def calendar_date(column: str) -> RowRule:
     value = f"trim({column})"
     return RowRule(
         "invalid_timestamp",
-        f"not {_blank(column)} and (not regexp_full_match({value}, '{DATE_PATTERN}')"
+        f"not {blank_sql(column)} and (not regexp_full_match({value}, '{DATE_PATTERN}')"
         f" or try_cast({value} as date) is null)",
         f"'{column} ' || {_quote(column)} || ' is not a YYYY-MM-DD date'",
     )
@@ -197,7 +193,7 @@ INVENTORY_MOVEMENTS = SourceSpec(
         ),
         RowRule(
             "missing_required_field",
-            f"movement_type in {MOVEMENT_TYPES_WITH_ORDER} and {_blank('order_id')}",
+            f"movement_type in {MOVEMENT_TYPES_WITH_ORDER} and {blank_sql('order_id')}",
             "'order_id is missing on a ' || movement_type",
         ),
         one_of("movement_type", MOVEMENT_TYPES),
@@ -299,7 +295,7 @@ RESOLVE_REASONS = ("fixed", "accepted", "false_positive")
 def required_for(action: str, column: str) -> RowRule:
     return RowRule(
         "missing_required_field",
-        f"action = '{action}' and {_blank(column)}",
+        f"action = '{action}' and {blank_sql(column)}",
         f"'{column} is missing on a {action}'",
     )
 
