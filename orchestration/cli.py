@@ -31,6 +31,8 @@ from orchestration.settings import (
     settings_table,
 )
 
+# The quick start's sample shows what happens to bad input (quarantined rows, rejected files).
+SAMPLE_BAD_ROWS_RATE = 0.01
 EXIT_WAREHOUSE_LOCKED = 3  # `order-audit run`: another process held the warehouse for the whole wait
 
 
@@ -207,11 +209,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 2
         print_for_reader(
-            f"Landing folder {settings.extracts_dir} is empty: generating sample extracts first."
+            f"Landing folder {settings.extracts_dir} is empty: generating sample extracts first"
+            f" (about {SAMPLE_BAD_ROWS_RATE:.0%} of their rows, and a few files, are bad input on purpose:"
+            " the summary lists them as quarantined and rejected)."
         )
         from orchestration.generator import generate
 
-        generate(settings.extracts_dir)
+        generate(settings.extracts_dir, bad_rows_rate=SAMPLE_BAD_ROWS_RATE)
     import duckdb
 
     from orchestration.locks import LockHolder, WarehouseLockedError, claim_warehouse

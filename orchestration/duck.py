@@ -36,6 +36,10 @@ def sql_string(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def sql_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def connect(
     path: Path, *, read_only: bool = False, memory_limit: str | None = None, threads: int | None = None
 ) -> duckdb.DuckDBPyConnection:

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from orchestration.cli import main
+from orchestration.publish.serving import MART_TABLES as PUBLISHED_TABLES
 from tests.conftest import PipelineEnv, use_env
 
 MART_TABLES = (
@@ -128,6 +129,20 @@ def test_sql_command_answers_from_the_published_mart(
     )
     for status, count in expected:
         assert status in printed and str(count) in printed
+
+
+def test_the_served_tables_keep_the_marts_types_and_not_null_constraints(
+    sample_pipeline: PipelineEnv,
+) -> None:
+    columns = """
+        select table_name, column_name, data_type, is_nullable from duckdb_columns()
+        where schema_name = 'main' and table_name in ({tables}) order by all
+    """
+    tables = ", ".join(f"'{table}'" for table in PUBLISHED_TABLES)
+    served = _query(sample_pipeline.serving_db, columns.format(tables=tables))
+    built = _query(sample_pipeline.warehouse, columns.format(tables=tables))
+    assert served == built
+    assert ("fact_order_audit", "captured_amount", "DECIMAL(38,6)", False) in served
 
 
 def test_rerun_on_the_same_files_changes_nothing_and_new_files_resolve_exceptions(

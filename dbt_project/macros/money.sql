@@ -31,7 +31,19 @@
     sign({{ round_to_minor_unit('(' ~ left ~ ') - (' ~ right ~ ')', currency) }})
 {%- endmacro %}
 
-{#- '12.50 USD', '1250 JPY', '1.250 KWD': the amount at the currency's minor unit, for detail sentences -#}
+{#- '12.50 USD', '1250 JPY', '1.250 KWD': the amount at the currency's minor unit, for detail sentences;
+    an amount with digits below the minor unit is written exactly ('4.995 USD'), so that a sentence never
+    quotes two equal amounts for a difference that rounds to a whole minor unit -#}
 {% macro format_money(amount, currency) -%}
+    {{ case_by_minor_units(
+        currency,
+        'case when round(' ~ amount ~ ', UNITS) = (' ~ amount ~ ')'
+        ~ ' then cast(cast(round(' ~ amount ~ ', UNITS) as decimal(38, UNITS)) as varchar(60))'
+        ~ " else trim(trailing '0' from cast(cast(" ~ amount ~ ' as decimal(38, 6)) as varchar(60))) end'
+    ) }} || ' ' || {{ currency }}
+{%- endmacro %}
+
+{#- the amount at the currency's minor unit always: the earlier releases' detail sentences -#}
+{% macro format_money_at_minor_unit(amount, currency) -%}
     {{ case_by_minor_units(currency, 'cast(cast(round(' ~ amount ~ ', UNITS) as decimal(38, UNITS)) as varchar(60))') }} || ' ' || {{ currency }}
 {%- endmacro %}

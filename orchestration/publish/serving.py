@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.duck import scalar, sql_string
+from orchestration.duck import scalar, sql_identifier, sql_string
 from orchestration.settings import DBT_PROJECT_DIR
 
 # Every model of dbt_project/models/marts is a mart table, published as it is.
@@ -50,6 +50,24 @@ def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
         "select table_schema || '.' || table_name from information_schema.tables where table_catalog = 'warehouse'"
     ).fetchall()
     return {row[0] for row in rows}
+
+
+def _column_definitions(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """The warehouse table's columns as DDL, with their types and NOT NULL constraints (`create table as`
+    would drop the constraints, and BI tools read nullability from the served schema)."""
+    schema, name = table.split(".")
+    columns = con.execute(
+        """
+        select column_name, data_type, is_nullable from duckdb_columns()
+        where database_name = 'warehouse' and schema_name = ? and table_name = ?
+        order by column_index
+        """,
+        [schema, name],
+    ).fetchall()
+    return ", ".join(
+        f"{sql_identifier(column)} {data_type}{'' if nullable else ' not null'}"
+        for column, data_type, nullable in columns
+    )
 
 
 @contextmanager
@@ -129,7 +147,8 @@ def _publish(
             raise RuntimeError(f"the warehouse has no {', '.join(missing)}: build the mart before publishing")
         sources = [(f"main.{t}", t) for t in MART_TABLES] + [s for s in SUPPORT_TABLES if s[0] in available]
         for source, served in sources:
-            con.execute(f"create table serving.main.{served} as select * from warehouse.{source}")
+            con.execute(f"create table serving.main.{served} ({_column_definitions(con, source)})")
+            con.execute(f"insert into serving.main.{served} select * from warehouse.{source}")
             row_counts[served] = int(scalar(con, f"select count(*) from serving.main.{served}"))
             con.execute(
                 f"copy serving.main.{served} to {sql_string(staging_parquet / f'{served}.parquet')} (format parquet)"

@@ -8,65 +8,81 @@
     before it wrote it (order_audit_exception_history compares an accepted exception's evidence with
     both, so that new wording alone reopens nothing); null elsewhere. -#}
 {%- set version_trigger = "'order ' || order_id || ' version ' || cast(updated_at as varchar(40)) || ' ' || order_status" -%}
-{%- set order_rules = [
-    ('PAYMENT_MISSING', 'is_payment_missing',
-        "'Order is ' || order_status || ' but nothing was captured (expected ' || " ~ format_money('expected_net_amount', 'currency') ~ " || ').'",
-        version_trigger, 'abs(payment_balance_amount)'),
-    ('UNDERPAID', 'is_underpaid',
-        "'Captured ' || " ~ format_money('captured_amount', 'currency') ~ " || ' net of refunds ' || " ~ format_money('net_paid_amount', 'currency') ~ " || ' but expected ' || " ~ format_money('expected_net_amount', 'currency') ~ " || ': customer owes ' || " ~ format_money('payment_balance_amount', 'currency') ~ " || '.'",
-        version_trigger, 'payment_balance_amount'),
-    ('OVERPAID', 'is_overpaid',
-        "'Net paid ' || " ~ format_money('net_paid_amount', 'currency') ~ " || ' exceeds expected ' || " ~ format_money('expected_net_amount', 'currency') ~ " || ' by ' || " ~ format_money('-payment_balance_amount', 'currency') ~ " || '.'",
-        version_trigger, '-payment_balance_amount'),
-    ('REFUND_MISMATCH', 'is_refund_mismatch',
-        "'PSP refunded ' || " ~ format_money('psp_refunded_amount', 'currency') ~ " || ' but the storefront records ' || " ~ format_money('refunded_amount', 'currency') ~ " || ' refunded.'",
-        version_trigger, 'abs(psp_refunded_amount - refunded_amount)'),
-    ('CANCELLED_NOT_REFUNDED', 'is_cancelled_not_refunded',
-        "'Cancelled order still holds ' || " ~ format_money('net_paid_amount', 'currency') ~ " || ' net paid.'",
-        version_trigger, 'net_paid_amount'),
-    ('CURRENCY_MISMATCH', 'is_currency_mismatch',
-        "cast(foreign_currency_events as varchar(20)) || ' succeeded payment event(s) in ' || first_foreign_currency || ' on an order in ' || currency || ', left out of the sums.'",
-        "'payment ' || first_foreign_payment_id || ' in ' || first_foreign_currency", '0'),
-    ('DUPLICATE_CAPTURE', 'is_duplicate_capture',
-        "cast(max_captures_per_reference as varchar(20)) || ' succeeded captures share psp_reference ' || first_duplicated_reference || ' (' || cast(duplicated_reference_count as varchar(20)) || ' duplicated reference(s)).'",
-        "'psp_reference ' || first_duplicated_reference || ' capture'", 'captured_amount'),
-    ('CHARGEBACK', 'is_chargeback',
-        "cast(chargeback_events as varchar(20)) || ' succeeded chargeback(s) totalling ' || " ~ format_money('chargeback_amount', 'currency') ~ " || '.'",
-        "'payment ' || first_chargeback_payment_id || ' chargeback'", 'chargeback_amount'),
-    ('ORDER_TOTAL_MISMATCH', 'is_order_total_mismatch',
-        "'total_amount ' || " ~ format_money('total_amount', 'currency') ~ " || ' but lines, discount, shipping and tax give ' || " ~ format_money('computed_total_amount', 'currency') ~ " || '.'",
-        version_trigger, 'abs(total_amount - computed_total_amount)'),
-    ('SHIPPED_BEFORE_PAYMENT', 'is_shipped_before_payment',
-        "'First shipment at ' || cast(first_shipped_at as varchar(40)) || ' UTC, ' || coalesce('first capture at ' || cast(first_captured_at as varchar(40)) || ' UTC', 'no succeeded capture') || '.'",
-        "'shipment at ' || cast(first_shipped_at as varchar(40))", 'total_amount'),
-    ('OVER_SHIPPED', 'is_over_shipped',
-        "cast(over_shipped_skus as varchar(20)) || ' sku(s) shipped net of returns above the ordered units, first ' || first_over_shipped_sku || ' (' || cast(first_over_shipped_sku_units_shipped as varchar(20)) || ' shipped, ' || cast(first_over_shipped_sku_units_returned as varchar(20)) || ' returned, ' || cast(first_over_shipped_sku_units_ordered as varchar(20)) || ' ordered).'",
-        "'sku ' || first_over_shipped_sku || ' shipment'", '0'),
-    ('UNDER_SHIPPED', 'is_under_shipped',
-        "'Fulfilled but ' || cast(under_shipped_skus as varchar(20)) || ' sku(s) shipped below the ordered units, first ' || first_under_shipped_sku || ' (' || cast(first_under_shipped_sku_units_shipped as varchar(20)) || ' of ' || cast(first_under_shipped_sku_units_ordered as varchar(20)) || ' units shipped).'",
-        "'sku ' || first_under_shipped_sku || ' shipment'", '0'),
-    ('CANCELLED_BUT_SHIPPED', 'is_cancelled_but_shipped',
-        "'Cancelled but ' || cast(net_shipped_skus as varchar(20)) || ' sku(s) shipped net of returns, first ' || first_net_shipped_sku || ' (' || cast(first_net_shipped_sku_units_shipped as varchar(20)) || ' shipped, ' || cast(first_net_shipped_sku_units_returned as varchar(20)) || ' returned).'",
-        "'order ' || order_id || ' shipment'", '0'),
-    ('OVERSOLD', 'is_oversold',
-        "cast(oversold_shipments as varchar(20)) || ' shipment(s) left on-hand below 0, first sku ' || first_oversold_sku || ', lowest on-hand ' || cast(lowest_oversold_on_hand as varchar(20)) || '.'",
-        "'sku ' || first_oversold_sku || ' shipment'", '0'),
-    ('FULFILLMENT_DELAYED', 'is_fulfillment_delayed',
-        "'Captured at ' || cast(first_captured_at as varchar(40)) || ' UTC and still ' || order_status || ', over the ' || cast(cast(fulfillment_sla_hours as decimal(18, 2)) as varchar(20)) || ' hour SLA.'",
-        "'capture at ' || cast(first_captured_at as varchar(40))", 'net_paid_amount'),
-    ('PRICE_MISMATCH', 'is_price_mismatch',
-        "cast(price_mismatch_lines as varchar(20)) || ' line(s) priced differently from the catalog at order time, first line ' || first_price_mismatch_line || '.'",
-        "'order line ' || first_price_mismatch_line || ' price'", '0'),
-    ('UNKNOWN_SKU', 'is_unknown_sku',
-        "cast(unknown_sku_lines as varchar(20)) || ' line(s) with a sku not in the catalog, first ' || first_unknown_sku || '.'",
-        "'sku ' || first_unknown_sku || ' order line'", '0'),
-] -%}
-{#- The detail sentences as the release before wrote them: the order's unit totals. -#}
+{#- Each order rule is worded twice: with the money format of this release (`format_money`) and, for
+    earlier_detail, with the one before it (`format_money_at_minor_unit`). -#}
+{%- set order_rules_worded = {} -%}
+{%- for wording, money in [('current', format_money), ('earlier', format_money_at_minor_unit)] -%}
+    {%- set order_rules = [
+        ('PAYMENT_MISSING', 'is_payment_missing',
+            "'Order is ' || order_status || ' but nothing was captured (expected ' || " ~ money('expected_net_amount', 'currency') ~ " || ').'",
+            version_trigger, 'abs(payment_balance_amount)'),
+        ('UNDERPAID', 'is_underpaid',
+            "'Captured ' || " ~ money('captured_amount', 'currency') ~ " || ' net of refunds ' || " ~ money('net_paid_amount', 'currency') ~ " || ' but expected ' || " ~ money('expected_net_amount', 'currency') ~ " || ': customer owes ' || " ~ money('payment_balance_amount', 'currency') ~ " || '.'",
+            version_trigger, 'payment_balance_amount'),
+        ('OVERPAID', 'is_overpaid',
+            "'Net paid ' || " ~ money('net_paid_amount', 'currency') ~ " || ' exceeds expected ' || " ~ money('expected_net_amount', 'currency') ~ " || ' by ' || " ~ money('-payment_balance_amount', 'currency') ~ " || '.'",
+            version_trigger, '-payment_balance_amount'),
+        ('REFUND_MISMATCH', 'is_refund_mismatch',
+            "'PSP refunded ' || " ~ money('psp_refunded_amount', 'currency') ~ " || ' but the storefront records ' || " ~ money('refunded_amount', 'currency') ~ " || ' refunded.'",
+            version_trigger, 'abs(psp_refunded_amount - refunded_amount)'),
+        ('CANCELLED_NOT_REFUNDED', 'is_cancelled_not_refunded',
+            "'Cancelled order still holds ' || " ~ money('net_paid_amount', 'currency') ~ " || ' net paid.'",
+            version_trigger, 'net_paid_amount'),
+        ('CURRENCY_MISMATCH', 'is_currency_mismatch',
+            "cast(foreign_currency_events as varchar(20)) || ' succeeded payment event(s) in ' || first_foreign_currency || ' on an order in ' || currency || ', left out of the sums; first ' || first_foreign_payment_id || ' (' || first_foreign_event_type || ', ' || " ~ money('first_foreign_amount', 'first_foreign_payment_currency') ~ " || ').'",
+            "'payment ' || first_foreign_payment_id || ' in ' || first_foreign_currency", '0'),
+        ('DUPLICATE_CAPTURE', 'is_duplicate_capture',
+            "cast(max_captures_per_reference as varchar(20)) || ' succeeded captures share psp_reference ' || first_duplicated_reference || ' (' || cast(duplicated_reference_count as varchar(20)) || ' duplicated reference(s)).'",
+            "'psp_reference ' || first_duplicated_reference || ' capture'", 'captured_amount'),
+        ('CHARGEBACK', 'is_chargeback',
+            "cast(chargeback_events as varchar(20)) || ' succeeded chargeback(s) totalling ' || " ~ money('chargeback_amount', 'currency') ~ " || '.'",
+            "'payment ' || first_chargeback_payment_id || ' chargeback'", 'chargeback_amount'),
+        ('ORDER_TOTAL_MISMATCH', 'is_order_total_mismatch',
+            "'total_amount ' || " ~ money('total_amount', 'currency') ~ " || ' but lines, discount, shipping and tax give ' || " ~ money('computed_total_amount', 'currency') ~ " || '.'",
+            version_trigger, 'abs(total_amount - computed_total_amount)'),
+        ('SHIPPED_BEFORE_PAYMENT', 'is_shipped_before_payment',
+            "'First shipment at ' || cast(first_shipped_at as varchar(40)) || ' UTC, ' || coalesce('first capture at ' || cast(first_captured_at as varchar(40)) || ' UTC', 'no succeeded capture') || '.'",
+            "'shipment at ' || cast(first_shipped_at as varchar(40))", 'total_amount'),
+        ('OVER_SHIPPED', 'is_over_shipped',
+            "cast(over_shipped_skus as varchar(20)) || ' sku(s) shipped net of returns above the ordered units, first ' || first_over_shipped_sku || ' (' || cast(first_over_shipped_sku_units_shipped as varchar(20)) || ' shipped, ' || cast(first_over_shipped_sku_units_returned as varchar(20)) || ' returned, ' || cast(first_over_shipped_sku_units_ordered as varchar(20)) || ' ordered).'",
+            "'sku ' || first_over_shipped_sku || ' shipment'", '0'),
+        ('UNDER_SHIPPED', 'is_under_shipped',
+            "'Fulfilled but ' || cast(under_shipped_skus as varchar(20)) || ' sku(s) shipped below the ordered units, first ' || first_under_shipped_sku || ' (' || cast(first_under_shipped_sku_units_shipped as varchar(20)) || ' of ' || cast(first_under_shipped_sku_units_ordered as varchar(20)) || ' units shipped).'",
+            "'sku ' || first_under_shipped_sku || ' shipment'", '0'),
+        ('CANCELLED_BUT_SHIPPED', 'is_cancelled_but_shipped',
+            "'Cancelled but ' || cast(net_shipped_skus as varchar(20)) || ' sku(s) shipped net of returns, first ' || first_net_shipped_sku || ' (' || cast(first_net_shipped_sku_units_shipped as varchar(20)) || ' shipped, ' || cast(first_net_shipped_sku_units_returned as varchar(20)) || ' returned).'",
+            "'order ' || order_id || ' shipment'", '0'),
+        ('OVERSOLD', 'is_oversold',
+            "cast(oversold_shipments as varchar(20)) || ' shipment(s) left on-hand below 0, first sku ' || first_oversold_sku || ', lowest on-hand ' || cast(lowest_oversold_on_hand as varchar(20)) || '.'",
+            "'sku ' || first_oversold_sku || ' shipment'", '0'),
+        ('FULFILLMENT_DELAYED', 'is_fulfillment_delayed',
+            "'Captured at ' || cast(first_captured_at as varchar(40)) || ' UTC and still ' || order_status || ', over the ' || cast(cast(fulfillment_sla_hours as decimal(18, 2)) as varchar(20)) || ' hour SLA.'",
+            "'capture at ' || cast(first_captured_at as varchar(40))", 'net_paid_amount'),
+        ('PRICE_MISMATCH', 'is_price_mismatch',
+            "cast(price_mismatch_lines as varchar(20)) || ' line(s) priced differently from the catalog at order time, first line ' || first_price_mismatch_line || ' (' || " ~ money('first_price_mismatch_unit_price', 'currency') ~ " || ' against ' || " ~ money('first_price_mismatch_catalog_price', 'currency') ~ " || ' in the catalog).'",
+            "'order line ' || first_price_mismatch_line || ' price'", '0'),
+        ('UNKNOWN_SKU', 'is_unknown_sku',
+            "cast(unknown_sku_lines as varchar(20)) || ' line(s) with a sku not in the catalog, first ' || first_unknown_sku || '.'",
+            "'sku ' || first_unknown_sku || ' order line'", '0'),
+    ] -%}
+    {%- do order_rules_worded.update({wording: order_rules}) -%}
+{%- endfor -%}
+{%- set order_rules = order_rules_worded['current'] -%}
+{#- The detail sentences as an earlier release wrote them: the order's unit totals (fulfillment codes),
+    no numbers (currency and price codes), each amount at the minor unit (the money codes, from
+    order_rules_worded['earlier']). -#}
 {%- set earlier_details = {
+    'CURRENCY_MISMATCH': "cast(foreign_currency_events as varchar(20)) || ' succeeded payment event(s) in ' || first_foreign_currency || ' on an order in ' || currency || ', left out of the sums.'",
+    'PRICE_MISMATCH': "cast(price_mismatch_lines as varchar(20)) || ' line(s) priced differently from the catalog at order time, first line ' || first_price_mismatch_line || '.'",
     'CANCELLED_BUT_SHIPPED': "'Cancelled but ' || cast(units_shipped - units_returned as varchar(20)) || ' unit(s) shipped net of returns.'",
     'OVER_SHIPPED': "cast(over_shipped_skus as varchar(20)) || ' sku(s) shipped net of returns above the ordered units, first ' || first_over_shipped_sku || ' (' || cast(units_shipped as varchar(20)) || ' shipped, ' || cast(units_returned as varchar(20)) || ' returned, ' || cast(units_ordered as varchar(20)) || ' ordered in all).'",
     'UNDER_SHIPPED': "'Fulfilled but ' || cast(under_shipped_skus as varchar(20)) || ' sku(s) shipped below the ordered units, first ' || first_under_shipped_sku || ' (' || cast(units_shipped as varchar(20)) || ' of ' || cast(units_ordered as varchar(20)) || ' units shipped in all).'",
 } -%}
+{%- for code, flag, detail, trigger, amount in order_rules_worded['earlier'] -%}
+    {%- if detail != order_rules[loop.index0][2] and code not in earlier_details -%}
+        {%- do earlier_details.update({code: detail}) -%}
+    {%- endif -%}
+{%- endfor -%}
 with
 
 orders as (

@@ -1,5 +1,6 @@
 {#- Per order: succeeded payment sums in the order currency, first capture in any currency, and the
-    payment-side facts the rules need. One row per order that has any payment event. -#}
+    payment-side facts the rules need, with the first
+    foreign-currency event (lowest payment_id) that CURRENCY_MISMATCH's detail quotes. One row per order that has any payment event. -#}
 with
 
 payments as (
@@ -59,6 +60,17 @@ sums as (
     group by order_id
 ),
 
+first_foreign_events as (
+    select
+        order_id,
+        payment_id,
+        event_type,
+        amount,
+        currency
+    from payments
+    where is_succeeded and currency <> order_currency
+),
+
 final as (
     select
         sums.order_id,
@@ -70,6 +82,9 @@ final as (
         sums.foreign_currency_events,
         sums.first_foreign_currency,
         sums.first_foreign_payment_id,
+        first_foreign_events.event_type as first_foreign_event_type,
+        first_foreign_events.amount as first_foreign_amount,
+        first_foreign_events.currency as first_foreign_payment_currency,
         sums.first_chargeback_payment_id,
         sums.chargeback_events,
         coalesce(duplicates_per_order.duplicated_reference_count, 0) as duplicated_reference_count,
@@ -77,6 +92,10 @@ final as (
         duplicates_per_order.max_captures_per_reference
     from sums
     left join duplicates_per_order on sums.order_id = duplicates_per_order.order_id
+    left join first_foreign_events
+        on
+            sums.order_id = first_foreign_events.order_id
+            and sums.first_foreign_payment_id = first_foreign_events.payment_id
 )
 
 select * from final

@@ -33,6 +33,9 @@ payments as (
         foreign_currency_events,
         first_foreign_currency,
         first_foreign_payment_id,
+        first_foreign_event_type,
+        first_foreign_amount,
+        first_foreign_payment_currency,
         first_chargeback_payment_id,
         chargeback_events,
         duplicated_reference_count,
@@ -67,15 +70,43 @@ shipments as (
     from {{ ref('int_order_shipments_summarized') }}
 ),
 
-pricing as (
+priced_lines as (
+    select
+        order_id,
+        line_id,
+        sku,
+        unit_price,
+        catalog_unit_price,
+        is_price_mismatch,
+        is_unknown_sku
+    from {{ ref('int_order_lines_priced') }}
+),
+
+pricing_per_order as (
     select
         order_id,
         sum(case when is_price_mismatch then 1 else 0 end) as price_mismatch_lines,
         min(case when is_price_mismatch then line_id end) as first_price_mismatch_line,
         sum(case when is_unknown_sku then 1 else 0 end) as unknown_sku_lines,
         min(case when is_unknown_sku then sku end) as first_unknown_sku
-    from {{ ref('int_order_lines_priced') }}
+    from priced_lines
     group by order_id
+),
+
+pricing as (
+    select
+        pricing_per_order.order_id,
+        pricing_per_order.price_mismatch_lines,
+        pricing_per_order.first_price_mismatch_line,
+        mismatched.unit_price as first_price_mismatch_unit_price,
+        mismatched.catalog_unit_price as first_price_mismatch_catalog_price,
+        pricing_per_order.unknown_sku_lines,
+        pricing_per_order.first_unknown_sku
+    from pricing_per_order
+    left join priced_lines as mismatched
+        on
+            pricing_per_order.order_id = mismatched.order_id
+            and pricing_per_order.first_price_mismatch_line = mismatched.line_id
 ),
 
 clock as (
@@ -101,6 +132,9 @@ amounts as (
         coalesce(payments.foreign_currency_events, 0) as foreign_currency_events,
         payments.first_foreign_currency,
         payments.first_foreign_payment_id,
+        payments.first_foreign_event_type,
+        payments.first_foreign_amount,
+        payments.first_foreign_payment_currency,
         payments.first_chargeback_payment_id,
         coalesce(payments.chargeback_events, 0) as chargeback_events,
         coalesce(payments.duplicated_reference_count, 0) as duplicated_reference_count,
@@ -128,6 +162,8 @@ amounts as (
         shipments.lowest_oversold_on_hand,
         coalesce(pricing.price_mismatch_lines, 0) as price_mismatch_lines,
         pricing.first_price_mismatch_line,
+        pricing.first_price_mismatch_unit_price,
+        pricing.first_price_mismatch_catalog_price,
         coalesce(pricing.unknown_sku_lines, 0) as unknown_sku_lines,
         pricing.first_unknown_sku,
         clock.as_of,
