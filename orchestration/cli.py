@@ -369,6 +369,8 @@ def _execute(
             "dagster/asset_partition_range_start": first.isoformat(),
             "dagster/asset_partition_range_end": last.isoformat(),
             **process_tags(run_id),
+            # the daemon's retry would run it in the UI's process, with the UI's settings, not this one's
+            "dagster/max_retries": "0",
         },
     )
     if terminal is not None:

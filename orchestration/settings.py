@@ -51,6 +51,21 @@ def _non_empty_text(name: str, text: str) -> str:
     return text.strip()
 
 
+def _duckdb_memory(name: str, text: str) -> str:
+    """A size DuckDB's memory_limit takes ('2560MB', '4GiB', '80%'), as DuckDB itself parses it, above 0."""
+    import duckdb
+
+    expected = "a DuckDB memory size above 0, such as 2560MB, 4GiB or 80%"
+    value = text.strip()
+    if not value or value.startswith("-") or not any(digit in value for digit in "123456789"):
+        raise _bad(name, expected, text)
+    try:
+        duckdb.connect(config={"memory_limit": value}).close()
+    except duckdb.Error:
+        raise _bad(name, expected, text) from None
+    return value
+
+
 def _path_under(base: Path | None) -> Callable[[str, str], Path]:
     def parse(name: str, text: str) -> Path:
         path = Path(text.strip())
@@ -262,7 +277,7 @@ VARIABLES: tuple[Variable, ...] = (
         "duckdb_memory_limit",
         "2560MB",
         "DuckDB size",
-        _non_empty_text,
+        _duckdb_memory,
         "DuckDB memory limit per process (the loaders, dbt)",
         read_by_dbt=True,
     ),

@@ -270,3 +270,52 @@ def test_an_accepted_exception_whose_numbers_changed_before_the_decision_stays_r
         [exception_id],
     )
     assert changes[-1] == ("resolved", shown), changes
+
+
+def test_a_future_dated_event_warns_and_its_correction_moving_the_clock_back_still_publishes(
+    tmp_path: Path, isolated_environ: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A clean payment dated in the future moves the default as-of time ahead (a warning, not a block);
+    the PSP's correction then moves it back, below every exception's stamps. That used to block every
+    run after it (first_detected_at after last_detected_at in the register, until the data caught up)."""
+    from orchestration.generator import generate
+
+    env = pipeline_env(tmp_path)
+    generate(env.extracts, orders=60, seed=9, days=2)
+    use_env(env)
+    payments = sorted((env.extracts / "payments").glob("payments_2026-11-02*.csv"))[-1]
+    delivered = payments.read_text()
+    payments.write_text(
+        delivered + "PAY-FUTURE,,capture,10.00,USD,succeeded,2027-06-01T10:00:00Z,REF-F,card\n"
+    )
+    assert main(["run"]) == 0
+    assert (
+        "warning: dbt test clean_events_dated_after_now on intermediate/int_audit_clock"
+        in capsys.readouterr().out
+    )
+    ((future_as_of,),) = _query(env.serving_db, "select max(audited_as_of) from fact_order_audit")
+    assert future_as_of == datetime(2027, 6, 1, 10)
+
+    payments.write_text(delivered)
+    assert main(["run"]) == 0, "the correction is published"
+    printed = capsys.readouterr().out
+    assert (
+        "warning: dbt test clean_events_dated_after_now" not in printed
+        and "Published the audit mart" in printed
+    )
+    ((as_of,),) = _query(env.serving_db, "select max(audited_as_of) from fact_order_audit")
+    assert as_of < datetime(2026, 11, 3)
+    rows = _query(
+        env.serving_db,
+        "select status, count(*), count(*) filter (where last_detected_at = ?),"
+        " count(*) filter (where first_detected_at > last_detected_at)"
+        " from order_audit_exceptions group by status order by status",
+        [future_as_of],
+    )
+    open_count = next(count for status, count, _, _ in rows if status == "open")
+    assert rows[0][:3] == ("open", open_count, open_count), "still detected: last detected at the later time"
+    assert all(inverted == 0 for *_, inverted in rows)
+    assert _query(
+        env.serving_db,
+        "select status, resolved_at from order_audit_exceptions where entity_id = 'PAY-FUTURE'",
+    ) == [("resolved", as_of)]

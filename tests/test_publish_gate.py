@@ -48,3 +48,23 @@ def test_a_failing_blocking_check_keeps_the_last_good_mart(
     assert "failed: reconciliation.raw_payments_rows_conserved (ERROR, 1 unexpected)" in printed
     assert _publish_log(env.serving_db) == good
     assert env.serving_db.read_bytes() == good_bytes, "the last good mart stays in place, byte for byte"
+
+    # Dagster runs again a run whose process died (dagster.yaml run_retries), but not a blocked one: it would
+    # be blocked again. An `order-audit run`'s own runs are never run again by the daemon (other settings).
+    from dagster import DagsterRunStatus, RunsFilter
+    from dagster._core.events import RunFailureReason
+    from dagster._core.execution.retries import auto_reexecution_should_retry_run
+    from dagster._core.storage.tags import RUN_FAILURE_REASON_TAG
+
+    from orchestration.cli import dagster_instance
+    from orchestration.settings import Settings
+
+    instance = dagster_instance(Settings.from_env())
+    (blocked,) = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
+    assert blocked.tags["dagster/max_retries"] == "0"
+    assert not auto_reexecution_should_retry_run(instance, blocked, None)
+    reason = RunFailureReason(blocked.tags[RUN_FAILURE_REASON_TAG])
+    assert reason is RunFailureReason.STEP_FAILURE
+    queued_run = blocked.with_tags({k: v for k, v in blocked.tags.items() if k != "dagster/max_retries"})
+    assert not auto_reexecution_should_retry_run(instance, queued_run, reason)
+    assert auto_reexecution_should_retry_run(instance, queued_run, None), "a run whose process died"

@@ -134,6 +134,16 @@ def test_defaults_and_round_trip_through_a_child_environment() -> None:
         ),
         ("ORDER_AUDIT_MAX_ABS_BALANCE_EUR", "lots", "ORDER_AUDIT_MAX_ABS_BALANCE_EUR must be an amount >= 0"),
         (
+            "ORDER_AUDIT_DUCKDB_MEMORY_LIMIT",
+            "lots",
+            "ORDER_AUDIT_DUCKDB_MEMORY_LIMIT must be a DuckDB memory size",
+        ),
+        (
+            "ORDER_AUDIT_DUCKDB_MEMORY_LIMIT",
+            "0GB",
+            "ORDER_AUDIT_DUCKDB_MEMORY_LIMIT must be a DuckDB memory size",
+        ),
+        (
             "ORDER_AUDIT_QUALITY_TIMEOUT_SECONDS",
             "",
             "ORDER_AUDIT_QUALITY_TIMEOUT_SECONDS must be a number > 0",

@@ -66,6 +66,20 @@
     cast(regexp_replace(upper(trim({{ column }})), '([+-][0-9]{2})([0-9]{2})$', '$1:$2') as timestamp)
 {%- endmacro %}
 
+{#- the current time in UTC as a plain TIMESTAMP -#}
+{% macro utc_now() -%}
+    {{ return(adapter.dispatch('utc_now', 'order_audit')()) }}
+{%- endmacro %}
+
+{% macro duckdb__utc_now() -%}
+    timezone('UTC', now())
+{%- endmacro %}
+
+{#- Spark: the session time zone is UTC -#}
+{% macro default__utc_now() -%}
+    cast(current_timestamp() as timestamp)
+{%- endmacro %}
+
 {% macro epoch_microseconds(ts) -%}
     {{ return(adapter.dispatch('epoch_microseconds', 'order_audit')(ts)) }}
 {%- endmacro %}

@@ -1,7 +1,9 @@
 {#- The exception register with its lifecycle. Each run full-outer-joins what the data raises now
     with the register as it stands: new exceptions open, vanished ones resolve (never deleted),
     returning ones reopen the same row. Stamps are the run's as-of time, so a rerun on the same files
-    changes nothing. full_refresh is off: a --full-refresh must not erase the audit history.
+    changes nothing. last_detected_at never goes back: a correction that removes the latest clean event
+    moves the default as-of time back, and an exception still detected was last detected at the later
+    time too. full_refresh is off: a --full-refresh must not erase the audit history.
 
     Routing (routing.yml) is applied to every exception detected now, so a changed rule re-routes the
     open ones on the next run; a resolved exception keeps the routing it had when it was last open.
@@ -167,8 +169,10 @@ merged as (
         coalesce(detected.owner_team, register.owner_team) as owner_team,
         coalesce(detected.detail, register.detail) as detail,
         coalesce(register.first_detected_at, clock.as_of) as first_detected_at,
-        case when detected.exception_id is not null then clock.as_of else register.last_detected_at end
-            as last_detected_at,
+        case
+            when detected.exception_id is not null then greatest(clock.as_of, coalesce(register.last_detected_at, clock.as_of))
+            else register.last_detected_at
+        end as last_detected_at,
         case when detected.exception_id is not null then 'open' else 'resolved' end as status,
         case
             when detected.exception_id is not null then cast(null as timestamp)
