@@ -158,16 +158,19 @@ def _default_range(
     return pending[0], pending[-1]
 
 
-def _newest_files(settings: Settings, sources: list[str]) -> str:
+def _newest_files(settings: Settings, sources: list[str], bounds: tuple[date, date]) -> str:
+    """Each source's newest file a run can take (a file dated outside the partitions is never loaded)."""
     from orchestration.ingest.landing import required_source_dates
 
     dated = required_source_dates(settings.extracts_dir)
-    return "; ".join(
-        f"{source}: newest file dated {max(dated[source])}"
-        if dated[source]
-        else f"{source}: no dated file at all"
-        for source in sources
-    )
+
+    def newest(source: str) -> str:
+        takeable = [day for day in dated[source] if bounds[0] <= day <= bounds[1]]
+        later = sorted(day for day in dated[source] if day > bounds[1])
+        text = f"newest file dated {max(takeable)}" if takeable else "no file a run can take"
+        return text + (f", a file dated after today ({later[-1]}) waits" if later else "")
+
+    return "; ".join(f"{source}: {newest(source)}" for source in sources)
 
 
 # The project's earlier dagster.yaml files: a DAGSTER_HOME holding one unchanged gets the current one.
@@ -345,8 +348,15 @@ def _execute(
         # the loaders would fail the run for them: say so before starting it
         say(
             f"No landing file of the required source(s) {', '.join(missing)} is dated {first} to {last} in"
-            f" {settings.extracts_dir} ({_newest_files(settings, missing)})."
+            f" {settings.extracts_dir} ({_newest_files(settings, missing, bounds)})."
         )
+        return 2
+    from orchestration.routing import RoutingError, load_routing
+
+    try:  # the run would load it after the extracts and stop there: say so before starting it
+        load_routing(settings.routing_file)
+    except RoutingError as error:
+        say(f"order-audit run did not start: the routing rules are wrong: {error}")
         return 2
     job = defs.resolve_job_def("order_audit_job")
     say(f"Running order_audit_job over extract dates {first} to {last}.")

@@ -191,13 +191,18 @@ def test_a_range_without_files_of_a_required_source_is_refused_before_the_run(tm
     extracts, env = _pipeline_in(tmp_path)
     generated = _order_audit("generate", "--orders", "20", "--days", "2", "--out", str(extracts), env=env)
     assert generated.returncode == 0, generated.stderr
+    header = next((extracts / "payments").glob("*.csv")).read_text().splitlines()[0]
+    (extracts / "payments" / "payments_2999-01-01.csv").write_text(header + "\n")  # never loaded: not newest
     done = _order_audit("run", "--from", "2026-10-20", "--to", "2026-10-21", env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     assert (
         "No landing file of the required source(s) orders, payments, inventory_movements is dated 2026-10-20 to"
         " 2026-10-21" in done.stdout
     ), done.stdout
-    assert "(orders: newest file dated 2026-11-02; payments: newest file dated 2026-11-02;" in done.stdout
+    assert (
+        "(orders: newest file dated 2026-11-02; payments: newest file dated 2026-11-02, a file dated after today"
+        " (2999-01-01) waits;" in done.stdout
+    ), done.stdout
     assert "Running order_audit_job" not in done.stdout, "no run started"
 
     future = _order_audit("run", "--from", "2026-11-01", "--to", "2999-01-01", env=env)

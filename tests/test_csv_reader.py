@@ -7,6 +7,7 @@ against an independent parser, and `tests/fuzz_regressions/` keeps the files it 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 from pathlib import Path
 
 import duckdb
@@ -143,6 +144,24 @@ def test_a_header_that_breaks_the_quoting_is_a_wrong_header(tmp_path: Path) -> N
     with pytest.raises(FileRejected) as rejected:
         read(tmp_path, 'a,b",c\n1,q,r\n')
     assert rejected.value.code == "wrong_header"
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "why"),
+    [
+        (b"a,b,c\r1,q,r\r2,s,t\r", "wrong_header", "the file's lines end in CR alone"),
+        (gzip.compress(b"a,b,c\n1,q,r\n"), "not_utf8", "the file is gzip-compressed"),
+        (b"a,b,c\n1,q,\xe9\n", "not_utf8", "the file is not valid UTF-8 text"),
+    ],
+)
+def test_a_file_that_is_not_a_csv_text_says_what_it_is(
+    tmp_path: Path, content: bytes, code: str, why: str
+) -> None:
+    """Old Mac line ends and a compressed delivery are named as such, not as a missing column or bad text."""
+    with pytest.raises(FileRejected) as rejected:
+        read(tmp_path, content)
+    assert rejected.value.code == code
+    assert why in str(rejected.value), rejected.value
 
 
 def test_extra_and_reordered_columns_are_ignored(tmp_path: Path) -> None:

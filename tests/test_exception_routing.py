@@ -12,8 +12,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dagster import materialize
+from dagster_duckdb import DuckDBResource
 
 from orchestration.cli import main
+from orchestration.ingest.routing_rules import routing_rules
 from orchestration.rules import minor_units
 from orchestration.settings import PROJECT_ROOT
 from tests.conftest import PipelineEnv, pipeline_env, use_env
@@ -235,9 +238,11 @@ def test_a_changed_rule_reroutes_open_exceptions_and_the_history_records_it(
     assert _register_and_history(routed) == before, "a rerun with the same files and rules changes nothing"
 
 
-def test_a_bad_rules_file_fails_the_run_before_dbt_with_its_line(
-    routed: PipelineEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_bad_rules_file_stops_the_run_before_it_starts_with_its_line(
+    routed: PipelineEnv, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    """`order-audit run` checks the rules first (exit status 2); a run the UI launches fails in the step
+    `raw/routing_rules`, before dbt."""
     use_env(routed)
     before = _register_and_history(routed)
     bad = tmp_path / "routing.yml"
@@ -246,12 +251,23 @@ def test_a_bad_rules_file_fails_the_run_before_dbt_with_its_line(
     )
     os.environ["ORDER_AUDIT_ROUTING"] = str(bad)
     try:
-        assert main(["run"]) == 1
+        assert main(["run"]) == 2
+        cli = capfd.readouterr()
+        step = materialize(
+            [routing_rules],
+            resources={"warehouse": DuckDBResource(database=str(tmp_path / "scratch.duckdb"))},
+            raise_on_error=False,
+        )
     finally:
         os.environ.pop("ORDER_AUDIT_ROUTING")
-    printed = capsys.readouterr()
-    assert "'p5' is not one of p1, p2, p3, p4" in printed.out + printed.err
-    assert f"{bad}:" in printed.out + printed.err
+    assert not step.success
+    (failure,) = [event for event in step.all_events if event.is_step_failure]
+    assert f"routing rules not valid: {bad}:" in str(failure.step_failure_data.error)
+    printed = cli.out + cli.err
+    assert "order-audit run did not start: the routing rules are wrong:" in printed
+    assert "Running order_audit_job" not in printed
+    assert "'p5' is not one of p1, p2, p3, p4" in printed
+    assert f"{bad}:" in printed
     assert _register_and_history(routed) == before
 
 

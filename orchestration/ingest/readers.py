@@ -74,12 +74,20 @@ def _lines_sql(paths: list[Path]) -> str:
     """
 
 
-def _reading(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Run a statement that reads the file's text: text that is not UTF-8 rejects the file."""
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _reading(con: duckdb.DuckDBPyConnection, sql: str, paths: list[Path]) -> None:
+    """Run a statement that reads the files' text: text that is not UTF-8 rejects the file (a compressed
+    file is named as such)."""
     try:
         con.execute(sql)
     except duckdb.InvalidInputException as error:
         if "UTF-8" in str(error):
+            if len(paths) == 1 and paths[0].open("rb").read(2) == GZIP_MAGIC:
+                raise FileRejected(
+                    "not_utf8", "the file is gzip-compressed, not UTF-8 text: deliver it uncompressed"
+                ) from error
             raise FileRejected("not_utf8", "the file is not valid UTF-8 text") from error
         raise FileRejected("unreadable", str(error).splitlines()[0]) from error
 
@@ -90,7 +98,7 @@ def _empty_file() -> FileRejected:
 
 def _physical_lines(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> None:
     """`_lines(file_index, line_number, line)`: every line of the files (`_lines_sql`)."""
-    _reading(con, f"create or replace temp table _lines as {_lines_sql(paths)}")
+    _reading(con, f"create or replace temp table _lines as {_lines_sql(paths)}", paths)
     if scalar(con, "select count(distinct file_index) from _lines where line <> ''") < len(paths):
         raise _empty_file()
 
@@ -256,6 +264,11 @@ def read_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, paths: Path | lis
             "wrong_header", "the files of the batch have different headers: read them one by one"
         )
     header_line = headers[0] or ""
+    if "\r" in header_line:
+        raise FileRejected(
+            "wrong_header",
+            "the header line holds a carriage return: the file's lines end in CR alone, not in LF or CRLF",
+        )
     header_row = con.execute(
         f"select {_well_formed('h')}, list_transform({_split_fields('h')}, lambda f: {_unquoted('f')})"
         " from (select ?::varchar as h)",
@@ -327,7 +340,7 @@ def read_parquet_table(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: P
     ]
 
 
-def _documents_from(con: duckdb.DuckDBPyConnection, lines_sql: str, files: int) -> None:
+def _documents_from(con: duckdb.DuckDBPyConnection, lines_sql: str, paths: list[Path]) -> None:
     """`_incoming(file_index, line_number, raw_text)` from the lines that are JSON objects (the JSON
     functions read their text as it is) and `_unparseable` from the others; a file without a line, or
     without a JSON object, rejects the file."""
@@ -340,7 +353,9 @@ def _documents_from(con: duckdb.DuckDBPyConnection, lines_sql: str, files: int) 
                case when json_valid(raw_text) then json_type(raw_text) end as doc_type
         from lines
         """,
+        paths,
     )
+    files = len(paths)
     if scalar(con, "select count(distinct file_index) from _documents") < files:
         raise _empty_file()
     con.execute(
@@ -367,7 +382,7 @@ def read_jsonl(con: duckdb.DuckDBPyConnection, paths: Path | list[Path]) -> None
     _documents_from(
         con,
         f"select file_index, line_number, line as raw_text from ({_lines_sql(paths)}) as lines where line <> ''",
-        len(paths),
+        paths,
     )
 
 
@@ -380,7 +395,7 @@ def read_parquet_documents(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         con,
         f"select 0 as file_index, file_row_number + 1 as line_number, cast(to_json(p) as varchar) as raw_text"
         f" from read_parquet({sql_string(path)}, file_row_number = true) as p",
-        1,
+        [path],
     )
 
 
