@@ -198,6 +198,27 @@ def dagster_instance(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    """`order-audit run`: the summary (text, or JSON on stdout with `--json`), or, for a run that did not
+    start, the reason (on stderr with `--json`, whose stdout then says so as JSON)."""
+    from orchestration.runlog import print_for_reader
+
+    outcome = _start_run(args, settings)
+    if isinstance(outcome, int):
+        if args.json:
+            print_for_reader(json.dumps({"outcome": "not_started", "exit_code": outcome}, indent=2))
+        return outcome
+    from orchestration.summary import EXIT_CODES, render_text
+
+    print_for_reader(json.dumps(outcome, default=str, indent=2) if args.json else render_text(outcome))
+    # Python's exit would walk the run's every object (Dagster's, dbt's manifest) for reference cycles
+    # to free, about 1 s at 100 orders, for memory the process hands back anyway: nothing is left to
+    # flush or close (the run closed its files and DuckDB connections; tests/test_run_output.py).
+    gc.freeze()
+    return EXIT_CODES[outcome["outcome"]]
+
+
+def _start_run(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | int:
+    """The run's summary, or the exit code of a run that did not start."""
     from orchestration.runlog import ReaderMayLeave, print_for_reader
 
     if _landing_is_empty(settings.extracts_dir):
@@ -214,7 +235,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print_for_reader(
             f"Landing folder {settings.extracts_dir} is empty: generating sample extracts first"
             f" (about {SAMPLE_BAD_ROWS_RATE:.0%} of their rows, and a few files, are bad input on purpose:"
-            " the summary lists them as quarantined and rejected)."
+            " the summary lists them as quarantined and rejected).",
+            sys.stderr if args.json else sys.stdout,
         )
         from orchestration.generator import generate
 
@@ -255,31 +277,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         run_lock.release()
 
 
-def _run_job(args: argparse.Namespace, settings: Settings) -> int:
+def _run_job(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | int:
     """The run itself, holding the warehouse's run lock (`orchestration.locks`).
 
     Unless `--verbose`, everything the run's libraries print (Dagster's events, dbt's node log, GX)
     goes to a log file in `$DAGSTER_HOME/logs/`, and the terminal shows a line per stage (on stderr with
     `--json`, whose stdout is the summary alone).
     """
-    from orchestration.runlog import new_log_path, output_to, print_for_reader
+    from orchestration.runlog import new_log_path, output_to
 
     if args.verbose:
-        outcome = _execute(args, settings, terminal=None, log_file=None)
-    else:
-        log_file = new_log_path(ensure_dagster_home(settings) / "logs")
-        with output_to(log_file, terminal_fd=2 if args.json else 1) as terminal:
-            outcome = _execute(args, settings, terminal=terminal, log_file=log_file)
-    if isinstance(outcome, int):
-        return outcome
-    from orchestration.summary import EXIT_CODES, render_text
-
-    print_for_reader(json.dumps(outcome, default=str, indent=2) if args.json else render_text(outcome))
-    # Python's exit would walk the run's every object (Dagster's, dbt's manifest) for reference cycles
-    # to free, about 1 s at 100 orders, for memory the process hands back anyway: nothing is left to
-    # flush or close (the run closed its files and DuckDB connections; tests/test_run_output.py).
-    gc.freeze()
-    return EXIT_CODES[outcome["outcome"]]
+        return _execute(args, settings, terminal=None, log_file=None)
+    log_file = new_log_path(ensure_dagster_home(settings) / "logs")
+    with output_to(log_file, terminal_fd=2 if args.json else 1) as terminal:
+        return _execute(args, settings, terminal=terminal, log_file=log_file)
 
 
 def _execute(
