@@ -15,6 +15,7 @@ variable holding its URL (`webhook_env`), read by `orchestration.publish.notify`
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -51,18 +52,25 @@ def _non_empty_text(name: str, text: str) -> str:
     return text.strip()
 
 
-def _duckdb_memory(name: str, text: str) -> str:
-    """A size DuckDB's memory_limit takes ('2560MB', '4GiB', '80%'), as DuckDB itself parses it, above 0."""
+@functools.cache
+def _duckdb_takes_memory_limit(value: str) -> bool:
+    """Whether DuckDB's own parser takes `value` as a memory_limit (asked once per value and process: a
+    connection costs about 15 ms, and every asset reads the settings)."""
     import duckdb
 
-    expected = "a DuckDB memory size above 0, such as 2560MB, 4GiB or 80%"
-    value = text.strip()
-    if not value or value.startswith("-") or not any(digit in value for digit in "123456789"):
-        raise _bad(name, expected, text)
     try:
         duckdb.connect(config={"memory_limit": value}).close()
     except duckdb.Error:
-        raise _bad(name, expected, text) from None
+        return False
+    return True
+
+
+def _duckdb_memory(name: str, text: str) -> str:
+    """A size DuckDB's memory_limit takes ('2560MB', '4GiB', '80%'), above 0."""
+    value = text.strip()
+    positive = not value.startswith("-") and any(digit in value for digit in "123456789")
+    if not (value and positive and _duckdb_takes_memory_limit(value)):
+        raise _bad(name, "a DuckDB memory size above 0, such as 2560MB, 4GiB or 80%", text)
     return value
 
 
