@@ -174,7 +174,13 @@ def _newest_files(settings: Settings, sources: list[str], bounds: tuple[date, da
 
 
 # The project's earlier dagster.yaml files: a DAGSTER_HOME holding one unchanged gets the current one.
-EARLIER_DAGSTER_YAML_SHA256 = frozenset({"888de44d8c6c49ee32d500f921d696239a238e2e2825b93276044583b13693b9"})
+EARLIER_DAGSTER_YAML_SHA256 = frozenset(
+    {
+        "888de44d8c6c49ee32d500f921d696239a238e2e2825b93276044583b13693b9",
+        "8fb777296fdd9df83463d2b5c9ed28f1075781801918801e2f5e75e4985f36f2",
+        "0cf4f49205ea23575834bd25112d089de9e7e286ba840ceed628ad0bb3ffcb99",  # before run_retries
+    }
+)
 
 
 def ensure_dagster_home(settings: Settings) -> Path:

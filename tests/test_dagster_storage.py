@@ -6,10 +6,13 @@ Dagster's own SQLite storage, on the same folder, then reads the same run, event
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
+import pytest
 from dagster import (
     AssetCheckResult,
     AssetKey,
@@ -136,3 +139,48 @@ def test_the_event_log_commits_in_wal_mode_without_waiting_for_the_disk(tmp_path
         pooled.dispose()
     with sqlite3.connect(home / "history" / "runs" / f"{run_id}.db") as plain:
         assert plain.execute("pragma journal_mode").fetchone() == ("wal",)
+
+
+def test_a_dagster_home_keeps_an_edited_config_and_gets_the_new_one_over_an_earlier_copy(
+    tmp_path: Path,
+) -> None:
+    """Every dagster.yaml the project shipped before is replaced by the current one (run retries came in
+    with the last); one a user wrote is left alone."""
+    from orchestration.cli import EARLIER_DAGSTER_YAML_SHA256, ensure_dagster_home
+    from orchestration.settings import PROJECT_ROOT, Settings
+
+    shipped = subprocess.run(
+        ["git", "log", "--format=%H", "--", "orchestration/dagster.yaml"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if shipped.returncode != 0 or not shipped.stdout.strip():
+        pytest.skip("no git history of orchestration/dagster.yaml here")
+    current = (PROJECT_ROOT / "orchestration" / "dagster.yaml").read_bytes()
+    earlier = [
+        content
+        for commit in shipped.stdout.split()
+        if (
+            content := subprocess.run(
+                ["git", "show", f"{commit}:orchestration/dagster.yaml"],
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                check=True,
+            ).stdout
+        )
+        != current
+    ]
+    assert {hashlib.sha256(content).hexdigest() for content in earlier} <= EARLIER_DAGSTER_YAML_SHA256
+
+    settings = Settings.from_env({"DAGSTER_HOME": str(tmp_path / "home")})
+    config = settings.dagster_home / "dagster.yaml"
+    config.parent.mkdir(parents=True)
+    for content in earlier:
+        config.write_bytes(content)
+        ensure_dagster_home(settings)
+        assert config.read_bytes() == current
+    config.write_text("# mine\n")
+    ensure_dagster_home(settings)
+    assert config.read_text() == "# mine\n"
