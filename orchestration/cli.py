@@ -247,6 +247,16 @@ def _start_run(args: argparse.Namespace, settings: Settings) -> dict[str, Any] |
         from orchestration.generator import generate
 
         generate(settings.extracts_dir, bad_rows_rate=SAMPLE_BAD_ROWS_RATE)
+    from orchestration.routing import RoutingError, load_routing
+
+    try:  # the run would load them after the extracts and stop there: say so before it starts
+        load_routing(settings.routing_file)
+    except RoutingError as error:
+        print(
+            f"order-audit run did not start: the routing rules are wrong: {error}",
+            file=sys.stderr if args.json else sys.stdout,
+        )
+        return 2
     import duckdb
 
     from orchestration.locks import LockHolder, WarehouseLockedError, claim_warehouse
@@ -367,13 +377,6 @@ def _execute(
             f"No landing file of the required source(s) {', '.join(missing)} is dated {first} to {last} in"
             f" {settings.extracts_dir} ({_newest_files(settings, missing, bounds)})."
         )
-        return 2
-    from orchestration.routing import RoutingError, load_routing
-
-    try:  # the run would load it after the extracts and stop there: say so before starting it
-        load_routing(settings.routing_file)
-    except RoutingError as error:
-        say(f"order-audit run did not start: the routing rules are wrong: {error}")
         return 2
     job = defs.resolve_job_def("order_audit_job")
     say(f"Running order_audit_job over extract dates {first} to {last}.")
@@ -828,6 +831,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
     except SettingsError as error:
         print(f"order-audit: {error}", file=sys.stderr)
+        if getattr(args, "json", False):  # `run --json`: stdout says so as JSON
+            print(json.dumps({"outcome": "not_started", "exit_code": 2}, indent=2))
         return 2
     export_for_child_processes(settings)
     try:

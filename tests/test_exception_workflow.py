@@ -290,8 +290,7 @@ def test_a_future_dated_event_warns_and_its_correction_moving_the_clock_back_sti
     )
     assert main(["run"]) == 0
     assert (
-        "warning: dbt test clean_events_dated_after_now on intermediate/int_audit_clock"
-        in capsys.readouterr().out
+        "warning: dbt test audit_as_of_after_now on intermediate/int_audit_clock" in capsys.readouterr().out
     )
     ((future_as_of,),) = _query(env.serving_db, "select max(audited_as_of) from fact_order_audit")
     assert future_as_of == datetime(2027, 6, 1, 10)
@@ -299,10 +298,7 @@ def test_a_future_dated_event_warns_and_its_correction_moving_the_clock_back_sti
     payments.write_text(delivered)
     assert main(["run"]) == 0, "the correction is published"
     printed = capsys.readouterr().out
-    assert (
-        "warning: dbt test clean_events_dated_after_now" not in printed
-        and "Published the audit mart" in printed
-    )
+    assert "warning: dbt test audit_as_of_after_now" not in printed and "Published the audit mart" in printed
     ((as_of,),) = _query(env.serving_db, "select max(audited_as_of) from fact_order_audit")
     assert as_of < datetime(2026, 11, 3)
     rows = _query(
@@ -318,4 +314,4 @@ def test_a_future_dated_event_warns_and_its_correction_moving_the_clock_back_sti
     assert _query(
         env.serving_db,
         "select status, resolved_at from order_audit_exceptions where entity_id = 'PAY-FUTURE'",
-    ) == [("resolved", as_of)]
+    ) == [("resolved", future_as_of)], "resolved no earlier than it was last detected"

@@ -80,7 +80,9 @@ def test_a_run_reads_like_a_progress_report_and_json_serves_schedulers(tmp_path:
     assert all(source["age_days"] == age_days for source in summary["stale_sources"])
     refused = _order_audit(environ, "run", "--json", "--from", "2999-01-01")
     assert refused.returncode == 2, refused.stderr[-3000:]
-    assert json.loads(refused.stdout) == {"outcome": "not_started", "exit_code": 2}, "a scheduler reads stdout"
+    assert json.loads(refused.stdout) == {"outcome": "not_started", "exit_code": 2}, (
+        "a scheduler reads stdout"
+    )
     assert "--from 2999-01-01 is after today" in refused.stderr
 
     raw_line = next(line for line in lines if line.strip().startswith("raw loading") and " done " in line)

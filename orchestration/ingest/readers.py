@@ -77,6 +77,11 @@ def _lines_sql(paths: list[Path]) -> str:
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(magic)) == magic
+
+
 def _reading(con: duckdb.DuckDBPyConnection, sql: str, paths: list[Path]) -> None:
     """Run a statement that reads the files' text: text that is not UTF-8 rejects the file (a compressed
     file is named as such)."""
@@ -84,7 +89,7 @@ def _reading(con: duckdb.DuckDBPyConnection, sql: str, paths: list[Path]) -> Non
         con.execute(sql)
     except duckdb.InvalidInputException as error:
         if "UTF-8" in str(error):
-            if len(paths) == 1 and paths[0].open("rb").read(2) == GZIP_MAGIC:
+            if len(paths) == 1 and _starts_with(paths[0], GZIP_MAGIC):
                 raise FileRejected(
                     "not_utf8", "the file is gzip-compressed, not UTF-8 text: deliver it uncompressed"
                 ) from error

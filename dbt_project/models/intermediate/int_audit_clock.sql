@@ -1,5 +1,4 @@
-{#- The audit's as-of time (var audit_as_of, else the latest clean event), the latest clean event and the
-    fulfillment SLA. -#}
+{#- The audit's as-of time (var audit_as_of, else the latest clean event) and the fulfillment SLA. -#}
 with
 
 order_times as (
@@ -32,7 +31,6 @@ final as (
         {%- else %}
             latest_at as as_of,
         {%- endif %}
-        latest_at as latest_event_at,
         cast({{ var('fulfillment_sla_hours') }} as decimal(18, 6)) as fulfillment_sla_hours
     from latest
 )

@@ -4,13 +4,15 @@
     Each order rule is (code, flag, detail, trigger, amount at risk). A detail holds no as-of time: an
     accepted exception reopens when its detail changes, so a sentence that moved with the clock would
     reopen it on every run.
-    `earlier_detail`: where this release words a rule's detail differently, the sentence as the release
-    before it wrote it (order_audit_exception_history compares an accepted exception's evidence with
-    both, so that new wording alone reopens nothing); null elsewhere. -#}
+    `earlier_detail`: where this release words a rule's detail differently, the sentence as an earlier
+    release wrote it (order_audit_exception_history compares an accepted exception's evidence with
+    both, so that new wording alone reopens nothing; for the money codes it equals the detail unless an
+    amount has digits below the minor unit); null for the rules never reworded. -#}
 {%- set version_trigger = "'order ' || order_id || ' version ' || cast(updated_at as varchar(40)) || ' ' || order_status" -%}
 {#- Each order rule is worded twice: with the money format of this release (`format_money`) and, for
     earlier_detail, with the one before it (`format_money_at_minor_unit`). -#}
 {%- set order_rules_worded = {} -%}
+{%- set orphan_payment_worded = {} -%}
 {%- for wording, money in [('current', format_money), ('earlier', format_money_at_minor_unit)] -%}
     {%- set order_rules = [
         ('PAYMENT_MISSING', 'is_payment_missing',
@@ -29,8 +31,8 @@
             "'Cancelled order still holds ' || " ~ money('net_paid_amount', 'currency') ~ " || ' net paid.'",
             version_trigger, 'net_paid_amount'),
         ('CURRENCY_MISMATCH', 'is_currency_mismatch',
-            "cast(foreign_currency_events as varchar(20)) || ' succeeded payment event(s) in ' || first_foreign_currency || ' on an order in ' || currency || ', left out of the sums; first ' || first_foreign_payment_id || ' (' || first_foreign_event_type || ', ' || " ~ money('first_foreign_amount', 'first_foreign_payment_currency') ~ " || ').'",
-            "'payment ' || first_foreign_payment_id || ' in ' || first_foreign_currency", '0'),
+            "cast(foreign_currency_events as varchar(20)) || ' succeeded payment event(s) in another currency than the order''s ' || currency || ', left out of the sums; first ' || first_foreign_payment_id || ' (' || first_foreign_event_type || ', ' || " ~ money('first_foreign_amount', 'first_foreign_payment_currency') ~ " || ').'",
+            "'payment ' || first_foreign_payment_id || ' in ' || first_foreign_payment_currency", '0'),
         ('DUPLICATE_CAPTURE', 'is_duplicate_capture',
             "cast(max_captures_per_reference as varchar(20)) || ' succeeded captures share psp_reference ' || first_duplicated_reference || ' (' || cast(duplicated_reference_count as varchar(20)) || ' duplicated reference(s)).'",
             "'psp_reference ' || first_duplicated_reference || ' capture'", 'captured_amount'),
@@ -66,6 +68,10 @@
             "'sku ' || first_unknown_sku || ' order line'", '0'),
     ] -%}
     {%- do order_rules_worded.update({wording: order_rules}) -%}
+    {%- do orphan_payment_worded.update({wording: "coalesce(
+            'Payment ' || event_type || ' of ' || " ~ money('amount', 'currency') ~ " || ' (' || payment_status || ') references order ' || order_id || ', which is not a clean order.',
+            'Payment ' || event_type || ' of ' || " ~ money('amount', 'currency') ~ " || ' (' || payment_status || ') has no order_id.'
+        )"}) -%}
 {%- endfor -%}
 {%- set order_rules = order_rules_worded['current'] -%}
 {#- The detail sentences as an earlier release wrote them: the order's unit totals (fulfillment codes),
@@ -157,11 +163,8 @@ detected as (
         payment_id as entity_id,
         order_id,
         'ORPHAN_PAYMENT' as exception_code,
-        coalesce(
-            'Payment ' || event_type || ' of ' || {{ format_money('amount', 'currency') }} || ' (' || payment_status || ') references order ' || order_id || ', which is not a clean order.',
-            'Payment ' || event_type || ' of ' || {{ format_money('amount', 'currency') }} || ' (' || payment_status || ') has no order_id.'
-        ) as detail,
-        cast(null as {{ string_type() }}) as earlier_detail,
+        {{ orphan_payment_worded['current'] }} as detail,
+        {{ orphan_payment_worded['earlier'] }} as earlier_detail,
         'payment ' || payment_id || ' ' || event_type as trigger_text,
         case
             when payment_status = 'succeeded' then {{ round_to_minor_unit('amount', 'currency') }}

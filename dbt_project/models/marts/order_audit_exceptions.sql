@@ -1,9 +1,10 @@
 {#- The exception register with its lifecycle. Each run full-outer-joins what the data raises now
     with the register as it stands: new exceptions open, vanished ones resolve (never deleted),
     returning ones reopen the same row. Stamps are the run's as-of time, so a rerun on the same files
-    changes nothing. last_detected_at never goes back: a correction that removes the latest clean event
-    moves the default as-of time back, and an exception still detected was last detected at the later
-    time too. full_refresh is off: a --full-refresh must not erase the audit history.
+    changes nothing. An exception's stamps never go back: a correction that removes the latest clean
+    event moves the default as-of time back; an exception still detected keeps its later
+    last_detected_at (it was detected at that time too), and one that is gone is resolved no earlier
+    than it was last detected. full_refresh is off: a --full-refresh must not erase the audit history.
 
     Routing (routing.yml) is applied to every exception detected now, so a changed rule re-routes the
     open ones on the next run; a resolved exception keeps the routing it had when it was last open.
@@ -177,7 +178,7 @@ merged as (
         case
             when detected.exception_id is not null then cast(null as timestamp)
             when register.status = 'resolved' then register.resolved_at
-            else clock.as_of
+            else greatest(clock.as_of, register.last_detected_at)
         end as resolved_at,
         {%- for column, column_type in routing_columns %}
             case when detected.exception_id is not null then detected.{{ column }} else register.{{ column }} end
