@@ -295,8 +295,21 @@ def test_a_future_dated_event_warns_and_its_correction_moving_the_clock_back_sti
     ((future_as_of,),) = _query(env.serving_db, "select max(audited_as_of) from fact_order_audit")
     assert future_as_of == datetime(2027, 6, 1, 10)
 
+    keys = {"fct_order_audit_events": "event_id", "order_audit_exceptions": "exception_id"}
+    keys["order_audit_exception_history"] = "history_id"
+    con = duckdb.connect(str(env.warehouse))  # as a table an earlier release created, before the constraint
+    for table, key in keys.items():
+        con.execute(f"alter table main.{table} alter column {key} drop not null")
+    con.close()
+
     payments.write_text(delivered)
     assert main(["run"]) == 0, "the correction is published"
+    for table, key in keys.items():
+        assert _query(
+            env.serving_db,
+            "select is_nullable from duckdb_columns() where table_name = ? and column_name = ?",
+            [table, key],
+        ) == [(False,)], f"{table}.{key} is NOT NULL again, in the warehouse and so in the serving file"
     printed = capsys.readouterr().out
     assert "warning: dbt test audit_as_of_after_now" not in printed and "Published the audit mart" in printed
     ((as_of,),) = _query(env.serving_db, "select max(audited_as_of) from fact_order_audit")

@@ -143,3 +143,31 @@
     select 1
     {%- endif -%}
 {%- endmacro %}
+
+{#- Pre-hook of the incremental marts: their key column is NOT NULL (the contract's constraint), also in a
+    table an earlier release created without it (a constraint is applied only when a table is created,
+    and these tables are never rebuilt). Costs one catalog query a run. -#}
+{% macro keep_key_not_null(column) -%}
+    {{ return(adapter.dispatch('keep_key_not_null', 'order_audit')(column)) }}
+{%- endmacro %}
+
+{% macro duckdb__keep_key_not_null(column) -%}
+    {%- set nullable = none -%}
+    {%- if execute and is_incremental() and this is not string -%}
+        {%- set nullable = run_query(
+            "select is_nullable from duckdb_columns() where database_name = '" ~ this.database
+            ~ "' and schema_name = '" ~ this.schema ~ "' and table_name = '" ~ this.identifier
+            ~ "' and column_name = '" ~ column ~ "'"
+        ) -%}
+    {%- endif -%}
+    {%- if nullable is not none and nullable.rows | length > 0 and nullable.rows[0][0] -%}
+    alter table {{ this }} alter column {{ column }} set not null
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Spark: dbt-spark applies the contract's constraints itself where the table format supports them. -#}
+{% macro default__keep_key_not_null(column) -%}
+    select 1
+{%- endmacro %}

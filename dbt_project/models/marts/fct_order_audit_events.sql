@@ -8,7 +8,7 @@
         unique_key='order_id',
         incremental_strategy=audit_incremental_strategy(),
         on_schema_change='append_new_columns',
-        pre_hook="{{ delete_events_of_vanished_orders() }}",
+        pre_hook=["{{ keep_key_not_null('event_id') }}", "{{ delete_events_of_vanished_orders() }}"],
     )
 }}
 -- depends_on: {{ ref('stg_psp__payments') }}

@@ -30,6 +30,7 @@
         incremental_strategy='append',
         on_schema_change='append_new_columns',
         full_refresh=false,
+        pre_hook="{{ keep_key_not_null('history_id') }}",
     )
 }}
 {%- set state_columns = [

@@ -19,6 +19,7 @@
         incremental_strategy=audit_incremental_strategy(),
         on_schema_change='append_new_columns',
         full_refresh=false,
+        pre_hook="{{ keep_key_not_null('exception_id') }}",
     )
 }}
 {#- Columns a register written by an earlier release lacks (they are appended by on_schema_change): read as null. -#}
