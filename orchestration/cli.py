@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     outcome = _start_run(args, settings)
     if isinstance(outcome, int):
         if args.json:
-            print_for_reader(json.dumps({"outcome": "not_started", "exit_code": outcome}, indent=2))
+            print_for_reader(_not_started_json(outcome))
         return outcome
     from orchestration.summary import EXIT_CODES, render_text
 
@@ -223,10 +223,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_CODES[outcome["outcome"]]
 
 
+def _not_started_json(exit_code: int) -> str:
+    """`run --json`'s stdout for a run that did not start (the reason is on stderr)."""
+    return json.dumps({"outcome": "not_started", "exit_code": exit_code}, indent=2)
+
+
 def _start_run(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | int:
     """The run's summary, or the exit code of a run that did not start."""
-    from orchestration.runlog import ReaderMayLeave, print_for_reader
+    from orchestration.runlog import ReaderMayLeave
 
+    # --json: stdout is the summary alone; a reader that goes away (`| head`) ends no run
+    out = ReaderMayLeave(sys.stderr if getattr(args, "json", False) else sys.stdout)
     if _landing_is_empty(settings.extracts_dir):
         if settings.extracts_dir != Settings.from_env({}).extracts_dir:
             # A mistyped or unmounted landing folder must not become a mart of made-up orders.
@@ -238,11 +245,12 @@ def _start_run(args: argparse.Namespace, settings: Settings) -> dict[str, Any] |
                 file=sys.stderr,
             )
             return 2
-        print_for_reader(
+        print(
             f"Landing folder {settings.extracts_dir} is empty: generating sample extracts first"
             f" (about {SAMPLE_BAD_ROWS_RATE:.0%} of their rows, and a few files, are bad input on purpose:"
             " the summary lists them as quarantined and rejected).",
-            sys.stderr if args.json else sys.stdout,
+            file=out,
+            flush=True,
         )
         from orchestration.generator import generate
 
@@ -252,17 +260,11 @@ def _start_run(args: argparse.Namespace, settings: Settings) -> dict[str, Any] |
     try:  # the run would load them after the extracts and stop there: say so before it starts
         load_routing(settings.routing_file)
     except RoutingError as error:
-        print(
-            f"order-audit run did not start: the routing rules are wrong: {error}",
-            file=sys.stderr if args.json else sys.stdout,
-        )
+        print(f"order-audit run did not start: the routing rules are wrong: {error}", file=out)
         return 2
     import duckdb
 
     from orchestration.locks import LockHolder, WarehouseLockedError, claim_warehouse
-
-    # --json: stdout is the summary alone; a reader that goes away (`| head`) ends no run
-    out = ReaderMayLeave(sys.stderr if getattr(args, "json", False) else sys.stdout)
 
     def tell_waiting(holder: LockHolder) -> None:
         print(
@@ -832,7 +834,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"order-audit: {error}", file=sys.stderr)
         if getattr(args, "json", False):  # `run --json`: stdout says so as JSON
-            print(json.dumps({"outcome": "not_started", "exit_code": 2}, indent=2))
+            print(_not_started_json(2))
         return 2
     export_for_child_processes(settings)
     try:

@@ -37,13 +37,17 @@
 {% macro format_money(amount, currency) -%}
     {{ case_by_minor_units(
         currency,
-        'case when round(' ~ amount ~ ', UNITS) = (' ~ amount ~ ')'
-        ~ ' then cast(cast(round(' ~ amount ~ ', UNITS) as decimal(38, UNITS)) as varchar(60))'
+        'case when round(' ~ amount ~ ', UNITS) = (' ~ amount ~ ') then ' ~ minor_unit_text(amount)
         ~ " else trim(trailing '0' from cast(cast(" ~ amount ~ ' as decimal(38, 6)) as varchar(60))) end'
     ) }} || ' ' || {{ currency }}
 {%- endmacro %}
 
 {#- the amount at the currency's minor unit always: the earlier releases' detail sentences -#}
 {% macro format_money_at_minor_unit(amount, currency) -%}
-    {{ case_by_minor_units(currency, 'cast(cast(round(' ~ amount ~ ', UNITS) as decimal(38, UNITS)) as varchar(60))') }} || ' ' || {{ currency }}
+    {{ case_by_minor_units(currency, minor_unit_text(amount)) }} || ' ' || {{ currency }}
+{%- endmacro %}
+
+{#- the text of `amount` rounded to UNITS decimals (case_by_minor_units fills in UNITS) -#}
+{% macro minor_unit_text(amount) -%}
+    cast(cast(round({{ amount }}, UNITS) as decimal(38, UNITS)) as varchar(60))
 {%- endmacro %}

@@ -24,7 +24,7 @@ from orchestration.ingest.landing import (
 from orchestration.ingest.partitions import extract_date_bounds, out_of_bounds_message, outside_bounds
 from orchestration.ingest.pending import unsettled_files
 from orchestration.ingest.sources import DECISIONS, SOURCES
-from orchestration.run_owners import fail_runs_of_gone_processes
+from orchestration.run_owners import fail_runs_of_gone_processes, gone_run_message
 from orchestration.settings import Settings
 
 
@@ -72,7 +72,7 @@ def build_landing_sensor(job_name: str):  # type: ignore[no-untyped-def]
     )
     def landing_folder_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
         for stale in fail_runs_of_gone_processes(context.instance):
-            context.log.warning(f"Dagster run {stale} of a killed order-audit run marked failed")
+            context.log.warning(gone_run_message(stale))
         previous = json.loads(context.cursor) if context.cursor else {}
         current = landing_state()
         settings = Settings.from_env()
