@@ -7,10 +7,12 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
 from orchestration.settings import DBT_PROJECT_DIR
 from orchestration.transform.project import dbt_executable
@@ -42,6 +44,7 @@ INCREMENTAL_INTERMEDIATES = (
     "intermediate.int_order_versions_sequenced",
     "intermediate.int_orders_current",
     "intermediate.int_order_lines_current",
+    "intermediate.int_orders_assessed",
 )
 
 
@@ -343,5 +346,94 @@ def test_an_event_delivered_again_under_another_order_moves_to_it(
     refreshed = _full_refresh(moved)
     assert refreshed.returncode == 0, refreshed.stdout[-3000:]
     rebuilt = _mart(moved)
+    for table in rebuilt:
+        assert incremental[table] == rebuilt[table], f"{table}: incremental differs from a full build"
+
+
+def test_late_stock_and_catalog_rows_reassess_the_orders_they_change(
+    two_warehouses: tuple[PipelineEnv, PipelineEnv], tmp_path: Path
+) -> None:
+    """int_orders_assessed re-assesses only the orders a run's new loads can change. A late stock adjustment
+    moves the running on-hand of every later shipment of its sku and warehouse, whichever order shipped it,
+    and a new catalog price changes every line of its sku: the orders they change are re-assessed as a full
+    build assesses them, and the other orders keep their rows."""
+    daily, _ = two_warehouses
+    late = _copy_of(daily, tmp_path / "late")
+    sku, warehouse, first_shipped = _rows(
+        late.warehouse,
+        """
+        select sku, warehouse_id, min(occurred_at) from staging.stg_wms__inventory_movements
+        where movement_type = 'shipment' and order_id is not null
+        group by sku, warehouse_id having count(distinct order_id) >= 2
+        order by count(distinct order_id) desc, sku, warehouse_id limit 1
+        """,
+    )[0]
+    priced_sku, currency, first_created = _rows(
+        late.warehouse,
+        f"""
+        select sku, currency, min(created_at) from intermediate.int_order_lines_current
+        where sku <> '{sku}'  -- not the adjusted stock's, whose orders the price alone would re-assess
+        group by sku, currency order by count(distinct order_id) desc, sku, currency limit 1
+        """,
+    )[0]
+    last_file = sorted((late.extracts / "inventory_movements").glob("inventory_movements_*.csv"))[-1]
+    partition = re.search(r"_(\d{4}-\d{2}-\d{2})", last_file.name).group(1)  # type: ignore[union-attr]
+    instant = "%Y-%m-%dT%H:%M:%S.%fZ"
+    adjusted_at = (first_shipped - timedelta(microseconds=1)).strftime(instant)
+    (late.extracts / "inventory_movements" / f"inventory_movements_{partition}_late.csv").write_text(
+        f"movement_id,sku,warehouse_id,movement_type,quantity,order_id,occurred_at\n"
+        f"MOV-LATE-ADJUSTMENT,{sku},{warehouse},adjustment,-100000,,{adjusted_at}\n"
+    )
+    (late.extracts / "products" / f"products_{partition}_late.csv").write_text(
+        "sku,title,unit_price,currency,valid_from\n"
+        f"{priced_sku},Repriced,1,{currency},{(first_created - timedelta(seconds=1)).strftime(instant)}\n"
+    )
+    flagged = (
+        "select count(*) filter (where is_oversold), count(*) filter (where is_price_mismatch)"
+        " from intermediate.int_orders_assessed"
+    )
+    oversold_before, mispriced_before = _rows(daily.warehouse, flagged)[0]
+
+    _run_partition(late, partition)
+    oversold, mispriced = _rows(late.warehouse, flagged)[0]
+    assert oversold >= oversold_before + 2, "every later shipment of the adjusted stock is oversold"
+    assert mispriced > mispriced_before
+    stamps = _rows(
+        late.warehouse, "select count(distinct loaded_through) from intermediate.int_orders_assessed"
+    )
+    assert stamps[0][0] > 1, "the run re-assessed every order: the incremental branch was not taken"
+    incremental = _mart(late)
+    refreshed = _full_refresh(late)
+    assert refreshed.returncode == 0, refreshed.stdout[-3000:]
+    rebuilt = _mart(late)
+    for table in rebuilt:
+        assert incremental[table] == rebuilt[table], f"{table}: incremental differs from a full build"
+
+
+def test_orders_assessed_under_other_rules_are_all_assessed_again(
+    two_warehouses: tuple[PipelineEnv, PipelineEnv], tmp_path: Path
+) -> None:
+    """A row of int_orders_assessed records the rules it was assessed under (assessment_fingerprint: the
+    project's models and macros, and the currency minor units). Other rules (a new release, an edited
+    model, here another minor unit for EUR) re-assess every order at the next build, with no new load,
+    as a full build with those rules does: the incremental branch alone would keep every row."""
+    daily, _ = two_warehouses
+    changed = _copy_of(daily, tmp_path / "rules")
+    fingerprints = "select distinct rules_fingerprint from intermediate.int_orders_assessed"
+    (before,) = _rows(changed.warehouse, fingerprints)
+    project_vars = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    other_rules = (
+        "--vars",
+        json.dumps({"currency_minor_units": {**project_vars["currency_minor_units"], "EUR": 0}}),
+    )
+
+    built = _dbt_build(changed, *other_rules)
+    assert built.returncode == 0, built.stdout[-3000:]
+    after = _rows(changed.warehouse, fingerprints)
+    assert len(after) == 1 and after != [before], "some orders kept the rows of the earlier rules"
+    incremental = _mart(changed)
+    refreshed = _dbt_build(changed, "--full-refresh", *other_rules)
+    assert refreshed.returncode == 0, refreshed.stdout[-3000:]
+    rebuilt = _mart(changed)
     for table in rebuilt:
         assert incremental[table] == rebuilt[table], f"{table}: incremental differs from a full build"

@@ -301,6 +301,27 @@ def test_dagster_dbts_preparer_still_parses_when_nothing_changed(
     assert recorded_dbt_calls == []  # the project's check: nothing changed, no dbt
 
 
+def test_loading_the_dbt_assets_parses_a_stale_manifest_first() -> None:
+    """Importing any module of orchestration.transform defines the dbt assets from target/manifest.json,
+    before a caller could parse: a model added since the last parse was built by dbt but unknown to the
+    assets, and the run's dbt step failed with a KeyError on its unique id."""
+    manifest_file = dbt_project.manifest_path
+    assert manifest.manifest_is_current()
+    stale = manifest.newest_source_file_time() - 60
+    os.utime(manifest_file, (stale, stale))
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import orchestration.transform.assets"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert manifest.manifest_is_current(), (
+        "the dbt assets were defined from a manifest older than the project"
+    )
+
+
 def test_the_manifest_is_stale_once_any_dbt_source_file_is_newer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

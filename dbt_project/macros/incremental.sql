@@ -171,3 +171,118 @@
 {% macro default__keep_key_not_null(column) -%}
     select 1
 {%- endmacro %}
+
+{#- The orders int_orders_assessed re-assesses (DuckDB's incremental branch): every order whose
+    assessment a load since the model's watermark can have changed. A superset is harmless (the order is
+    assessed again, to the same row); a missing order would keep a stale row, so each input is covered:
+    - the order's current version and lines (rewritten in int_orders_current / int_order_lines_current);
+    - its payments and movements: of every payment or movement id delivered anew, each order any current
+      delivery of that id names (where the event is now and where it was before);
+    - OVERSOLD's running on-hand: the shipments of each (sku, warehouse) a delivery of such a movement
+      names, from the earliest occurred_at any of them gives (a movement's change moves every later
+      on-hand of its stock, whichever order shipped it);
+    - the catalog: the orders with a line of a sku a new catalog row names.
+    A corrected file (the earlier delivery moved to raw.<table>_superseded, which the models do not read),
+    the first catalog ever, or other rules (assessment_fingerprint): every order. -#}
+{% macro orders_to_assess() -%}
+    {%- if files_replaced_since_watermark() or catalog_first_loaded_since_watermark() or assessed_under_other_rules() -%}
+    select order_id from {{ ref('int_orders_current') }}
+    {%- else -%}
+    {%- set payments = source('raw', 'payments') -%}
+    {%- set movements = source('raw', 'inventory_movements') -%}
+    select order_id from {{ ref('int_orders_current') }} where loaded_through > {{ watermark() }}
+    union
+    select order_id from {{ ref('int_order_lines_current') }} where loaded_through > {{ watermark() }}
+    union
+    select {{ trimmed_id('order_id') }} as order_id
+    from {{ payments }}
+    where {{ trimmed_id('payment_id') }} in (
+        select {{ trimmed_id('payment_id') }} from {{ payments }}
+        where load_id in ({{ new_loads_since_watermark() }})
+    )
+    union
+    select {{ trimmed_id('order_id') }} as order_id
+    from {{ movements }}
+    where {{ trimmed_id('movement_id') }} in (
+        select {{ trimmed_id('movement_id') }} from {{ movements }}
+        where load_id in ({{ new_loads_since_watermark() }})
+    )
+    union
+    select shipments.order_id
+    from {{ ref('stg_wms__inventory_movements') }} as shipments
+    inner join (
+        select
+            {{ trimmed_id('sku') }} as sku,
+            {{ trimmed_id('warehouse_id') }} as warehouse_id,
+            min({{ utc_timestamp('occurred_at') }}) as earliest_occurred_at
+        from {{ movements }}
+        where {{ trimmed_id('movement_id') }} in (
+            select {{ trimmed_id('movement_id') }} from {{ movements }}
+            where load_id in ({{ new_loads_since_watermark() }})
+        )
+        group by 1, 2
+    ) as moved_stock
+        on shipments.sku is not distinct from moved_stock.sku
+        and shipments.warehouse_id is not distinct from moved_stock.warehouse_id
+        and shipments.occurred_at >= moved_stock.earliest_occurred_at
+    where shipments.movement_type = 'shipment'
+    union
+    select order_id
+    from {{ ref('int_order_lines_current') }}
+    where sku in (
+        select {{ trimmed_id('sku') }} from {{ source('raw', 'products') }}
+        where load_id in ({{ new_loads_since_watermark() }})
+    )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Whether the catalog was empty before the loads since the model's watermark and is not now: every
+    line's UNKNOWN_SKU and PRICE_MISMATCH start to be checked. -#}
+{% macro catalog_first_loaded_since_watermark() -%}
+    {%- set counts = run_query(
+        "select count(*) filter (where load_id in (" ~ new_loads_since_watermark() ~ ")), count(*) from "
+        ~ source('raw', 'products')
+    ) -%}
+    {%- set new_rows, all_rows = counts.rows[0][0], counts.rows[0][1] -%}
+    {{ return(new_rows > 0 and new_rows == all_rows) }}
+{%- endmacro %}
+
+{#- Pre-hook of int_orders_assessed: delete the rows of orders int_orders_current no longer has (the
+    model's insert only replaces the orders it re-assesses). -#}
+{% macro delete_rows_of_vanished_orders(upstream) -%}
+    {%- if is_incremental() and audit_incremental_strategy() == 'delete+insert' -%}
+    delete from {{ this }} as target
+    where not exists (select 1 from {{ upstream }} as upstream_rows where upstream_rows.order_id = target.order_id)
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- What the rules of int_orders_assessed are: the project's models (their file checksums), its macros
+    (their text) and the currency minor units they round to. A row assessed under other rules (a new
+    release, an edited model or macro, other currency_minor_units) is assessed again, with every other
+    order, at the next run: the incremental branch would re-assess only the orders new loads touched. -#}
+{% macro assessment_fingerprint() -%}
+    {%- set parts = [tojson(var('currency_minor_units'))] -%}
+    {#- a unit test's graph is empty -#}
+    {%- for node in graph.get('nodes', {}).values() | selectattr('resource_type', 'equalto', 'model') | sort(attribute='unique_id') -%}
+        {%- do parts.append(node.unique_id ~ '=' ~ node.checksum.checksum) -%}
+    {%- endfor -%}
+    {%- for name in context[project_name] | sort -%}
+        {%- do parts.append(name ~ '=' ~ local_md5(context[project_name][name].macro.macro_sql)) -%}
+    {%- endfor -%}
+    {{ return(local_md5(parts | join('|'))) }}
+{%- endmacro %}
+
+{#- Whether int_orders_assessed holds a row assessed under other rules than the current ones (or was
+    written before it recorded them). -#}
+{% macro assessed_under_other_rules() -%}
+    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- if 'rules_fingerprint' not in columns -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- set other = run_query(
+        "select count(*) from " ~ this ~ " where rules_fingerprint is distinct from '" ~ assessment_fingerprint() ~ "'"
+    ) -%}
+    {{ return(other.rows[0][0] > 0) }}
+{%- endmacro %}

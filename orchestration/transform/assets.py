@@ -70,7 +70,7 @@ class OrderAuditTranslator(DagsterDbtTranslator):
 
 translator = OrderAuditTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
-ensure_manifest()  # `dagster dev`: parse now; elsewhere only when there is no manifest yet
+ensure_manifest()  # `dagster dev`: parse now; elsewhere only when a dbt source file is newer than the manifest
 
 
 @dbt_assets(

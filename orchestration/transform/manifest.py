@@ -86,8 +86,10 @@ def prepare_manifest() -> None:
 
 def ensure_manifest() -> None:
     """What loading the dbt assets needs: under `dagster dev` a fresh parse (as `prepare_if_dev()`),
-    otherwise a manifest (`order-audit run` and the tests call `prepare_manifest()` before)."""
+    otherwise a current manifest. Importing any module of `orchestration.transform` loads the dbt assets,
+    so a caller cannot parse first: a model added since the last parse would be built by dbt but missing
+    from the assets (dagster-dbt then failed the step with a KeyError on its unique id)."""
     if dbt_project.preparer.using_dagster_dev():
         _parse_project(unless_current=False)
-    elif not dbt_project.manifest_path.exists():
+    else:
         prepare_manifest()
