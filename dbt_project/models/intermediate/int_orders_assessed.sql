@@ -7,7 +7,7 @@
         materialized='incremental',
         unique_key='order_id',
         incremental_strategy=audit_incremental_strategy(),
-        on_schema_change='sync_all_columns',
+        on_schema_change='append_new_columns',
         pre_hook="{{ delete_rows_of_vanished_orders(ref('int_orders_current')) }}",
     )
 }}
