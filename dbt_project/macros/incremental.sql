@@ -197,15 +197,13 @@
     select {{ trimmed_id('order_id') }} as order_id
     from {{ payments }}
     where {{ trimmed_id('payment_id') }} in (
-        select {{ trimmed_id('payment_id') }} from {{ payments }}
-        where load_id in ({{ new_loads_since_watermark() }})
+        {{ ids_delivered_since_watermark(payments, 'payment_id') }}
     )
     union
     select {{ trimmed_id('order_id') }} as order_id
     from {{ movements }}
     where {{ trimmed_id('movement_id') }} in (
-        select {{ trimmed_id('movement_id') }} from {{ movements }}
-        where load_id in ({{ new_loads_since_watermark() }})
+        {{ ids_delivered_since_watermark(movements, 'movement_id') }}
     )
     union
     select shipments.order_id
@@ -217,8 +215,7 @@
             min({{ utc_timestamp('occurred_at') }}) as earliest_occurred_at
         from {{ movements }}
         where {{ trimmed_id('movement_id') }} in (
-            select {{ trimmed_id('movement_id') }} from {{ movements }}
-            where load_id in ({{ new_loads_since_watermark() }})
+            {{ ids_delivered_since_watermark(movements, 'movement_id') }}
         )
         group by 1, 2
     ) as moved_stock
@@ -230,10 +227,16 @@
     select order_id
     from {{ ref('int_order_lines_current') }}
     where sku in (
-        select {{ trimmed_id('sku') }} from {{ source('raw', 'products') }}
-        where load_id in ({{ new_loads_since_watermark() }})
+        {{ ids_delivered_since_watermark(source('raw', 'products'), 'sku') }}
     )
     {%- endif -%}
+{%- endmacro %}
+
+{#- The ids (trimmed as staging trims them) of the rows of `raw_relation` the loads since the model's
+    watermark delivered. -#}
+{% macro ids_delivered_since_watermark(raw_relation, id_column) -%}
+    select {{ trimmed_id(id_column) }} from {{ raw_relation }}
+    where load_id in ({{ new_loads_since_watermark() }})
 {%- endmacro %}
 
 {#- Whether the catalog was empty before the loads since the model's watermark and is not now: every
