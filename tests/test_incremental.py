@@ -110,6 +110,17 @@ def _full_refresh(env: PipelineEnv) -> subprocess.CompletedProcess[str]:
     return _dbt_build(env, "--full-refresh")
 
 
+def _assert_a_full_refresh_gives(
+    env: PipelineEnv, incremental: dict[str, list[tuple[object, ...]]], *flags: str
+) -> None:
+    """A full build of env's warehouse (with dbt `flags`) gives the mart its incremental runs gave."""
+    refreshed = _dbt_build(env, "--full-refresh", *flags)
+    assert refreshed.returncode == 0, refreshed.stdout[-3000:]
+    rebuilt = _mart(env)
+    for table in rebuilt:  # the exception register keeps history: _mart compares its open rows
+        assert incremental[table] == rebuilt[table], f"{table}: incremental differs from a full build"
+
+
 def _run_partition(env: PipelineEnv, partition: str) -> None:
     from dagster import DagsterInstance
 
@@ -209,11 +220,7 @@ def test_a_corrected_orders_file_rebuilds_like_a_full_build(
     incremental = _mart(corrected)
     assert incremental["fact_order_audit"] != _mart(daily)["fact_order_audit"]
 
-    refreshed = _full_refresh(corrected)
-    assert refreshed.returncode == 0, refreshed.stdout[-3000:]
-    rebuilt = _mart(corrected)
-    for table in rebuilt:  # the exception register keeps history: _mart compares its open rows
-        assert incremental[table] == rebuilt[table], f"{table}: incremental differs from a full build"
+    _assert_a_full_refresh_gives(corrected, incremental)
 
 
 def test_tables_written_before_the_loaded_through_stamp_are_rebuilt(
@@ -342,12 +349,7 @@ def test_an_event_delivered_again_under_another_order_moves_to_it(
     again.write_text(f"{header}\n")  # corrected: the new delivery taken back, the event returns to its order
     _run_partition(moved, partition)
     assert _rows(moved.warehouse, events_on) == [(old_order,)]
-    incremental = _mart(moved)
-    refreshed = _full_refresh(moved)
-    assert refreshed.returncode == 0, refreshed.stdout[-3000:]
-    rebuilt = _mart(moved)
-    for table in rebuilt:
-        assert incremental[table] == rebuilt[table], f"{table}: incremental differs from a full build"
+    _assert_a_full_refresh_gives(moved, _mart(moved))
 
 
 def test_late_stock_and_catalog_rows_reassess_the_orders_they_change(
@@ -402,12 +404,7 @@ def test_late_stock_and_catalog_rows_reassess_the_orders_they_change(
         late.warehouse, "select count(distinct loaded_through) from intermediate.int_orders_assessed"
     )
     assert stamps[0][0] > 1, "the run re-assessed every order: the incremental branch was not taken"
-    incremental = _mart(late)
-    refreshed = _full_refresh(late)
-    assert refreshed.returncode == 0, refreshed.stdout[-3000:]
-    rebuilt = _mart(late)
-    for table in rebuilt:
-        assert incremental[table] == rebuilt[table], f"{table}: incremental differs from a full build"
+    _assert_a_full_refresh_gives(late, _mart(late))
 
 
 def test_orders_assessed_under_other_rules_are_all_assessed_again(
@@ -431,9 +428,4 @@ def test_orders_assessed_under_other_rules_are_all_assessed_again(
     assert built.returncode == 0, built.stdout[-3000:]
     after = _rows(changed.warehouse, fingerprints)
     assert len(after) == 1 and after != [before], "some orders kept the rows of the earlier rules"
-    incremental = _mart(changed)
-    refreshed = _dbt_build(changed, "--full-refresh", *other_rules)
-    assert refreshed.returncode == 0, refreshed.stdout[-3000:]
-    rebuilt = _mart(changed)
-    for table in rebuilt:
-        assert incremental[table] == rebuilt[table], f"{table}: incremental differs from a full build"
+    _assert_a_full_refresh_gives(changed, _mart(changed), *other_rules)

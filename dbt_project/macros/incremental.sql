@@ -277,13 +277,9 @@
     {{ return(local_md5(parts | join('|'))) }}
 {%- endmacro %}
 
-{#- Whether int_orders_assessed holds a row assessed under other rules than the current ones (or was
-    written before it recorded them). -#}
+{#- Whether int_orders_assessed holds a row assessed under other rules than the current ones (every
+    release of the model has recorded them). -#}
 {% macro assessed_under_other_rules() -%}
-    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
-    {%- if 'rules_fingerprint' not in columns -%}
-        {{ return(true) }}
-    {%- endif -%}
     {%- set other = run_query(
         "select count(*) from " ~ this ~ " where rules_fingerprint is distinct from '" ~ assessment_fingerprint() ~ "'"
     ) -%}
