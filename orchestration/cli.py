@@ -213,14 +213,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_for_reader(_not_started_json(outcome))
         return outcome
-    from orchestration.summary import EXIT_CODES, render_text
+    from orchestration.summary import render_text
 
     print_for_reader(json.dumps(outcome, default=str, indent=2) if args.json else render_text(outcome))
     # Python's exit would walk the run's every object (Dagster's, dbt's manifest) for reference cycles
     # to free, about 1 s at 100 orders, for memory the process hands back anyway: nothing is left to
     # flush or close (the run closed its files and DuckDB connections; tests/test_run_output.py).
     gc.freeze()
-    return EXIT_CODES[outcome["outcome"]]
+    return int(outcome["exit_code"])
 
 
 def _not_started_json(exit_code: int) -> str:
@@ -706,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     queue.add_argument("--priority", choices=("p1", "p2", "p3", "p4"))
     queue.add_argument(
-        "--limit", type=_checked(check_positive_int), default=200, help="rows shown at most (default 200)"
+        "--limit", type=_checked(check_positive_int), default=25, help="rows shown at most (default 25)"
     )
     show = exceptions_commands.add_parser(
         "show", help="one exception: trigger, numbers, routing, its history and its order's audit trail"

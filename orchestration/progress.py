@@ -97,14 +97,14 @@ class RunProgress:
             counts["rows"] += int(metadata["rows_read"].value)
             counts["quarantined"] += int(metadata["rows_quarantined"].value)
         elif self._current.name == "dbt build":
-            counts["models"] += 1
+            counts["assets"] += 1
         self._draw_bar()
 
     def _draw_bar(self) -> None:
         current = self._current
         if not self.is_tty or current is None or current.name != "dbt build" or not self.planned_dbt_nodes:
             return
-        done = current.counts["models"] + current.counts["checks"]
+        done = current.counts["assets"] + current.counts["checks"]
         filled = min(BAR_WIDTH, BAR_WIDTH * done // self.planned_dbt_nodes)
         bar = "#" * filled + "." * (BAR_WIDTH - filled)
         self._write_line(f"  dbt build [{bar}] {done}/{self.planned_dbt_nodes}", final=False)
@@ -119,8 +119,8 @@ class RunProgress:
             parts.append(f"{counts['files']} files, {counts['rows']:,} rows read")
             if counts["quarantined"]:
                 parts.append(f"{counts['quarantined']:,} quarantined")
-        if counts["models"]:
-            parts.append(f"{counts['models']} models")
+        if counts["assets"]:
+            parts.append(f"{counts['assets']} assets")
         if counts["checks"]:
             failed = f" ({counts['failed checks']} failed)" if counts["failed checks"] else ""
             parts.append(f"{counts['checks']} checks{failed}")

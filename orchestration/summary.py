@@ -124,7 +124,7 @@ def _stale_sources(result: Any) -> list[dict[str, Any]]:
     return sorted(stale, key=lambda source: source["source"])
 
 
-def _stale_line(stale: list[dict[str, Any]]) -> str:
+def _stale_line(stale: list[dict[str, Any]], *, sample_extracts: bool) -> str:
     sources = ", ".join(
         f"{source['source']} no dated file"
         if source["newest_extract_date"] is None
@@ -132,10 +132,22 @@ def _stale_line(stale: list[dict[str, Any]]) -> str:
         for source in stale
     )
     limit = stale[0]["max_age_days"]
+    sample = (
+        "; these are the generated sample's own dates (`order-audit generate --start-date` dates it anew)"
+        if sample_extracts
+        else ""
+    )
     return (
         f"  warning: stale extracts, newest landing file older than {limit} days "
-        f"(ORDER_AUDIT_FRESHNESS_MAX_DAYS): {sources}"
+        f"(ORDER_AUDIT_FRESHNESS_MAX_DAYS): {sources}{sample}"
     )
+
+
+def _holds_generated_sample(extracts_dir: Path) -> bool:
+    """Whether the landing folder is `order-audit generate`'s output (its ground truth beside the extracts)."""
+    from orchestration.generator.writer import GROUND_TRUTH_DIR
+
+    return (extracts_dir / GROUND_TRUTH_DIR / "manifest.json").is_file()
 
 
 MART_FACT_ASSET = "fact_order_audit"
@@ -201,6 +213,7 @@ def collect_run_summary(settings: Settings, result: Any, *, log_file: Path | Non
         "step_failures": [] if result.success else _step_failures(result),
         "dbt_tests_not_passed": _dbt_checks(result),
         "stale_sources": _stale_sources(result),
+        "sample_extracts": _holds_generated_sample(settings.extracts_dir),
         "loading": [],
         "rejected_files": [],
         "orders_audited": {},
@@ -223,6 +236,7 @@ def collect_run_summary(settings: Settings, result: Any, *, log_file: Path | Non
     for row in summary["notifications"]:
         row["destination"] = destinations.get(row["route"])
     summary["outcome"] = _outcome(result, summary["dbt_tests_not_passed"], summary["gx_failures"])
+    summary["exit_code"] = EXIT_CODES[summary["outcome"]]
     return summary
 
 
@@ -349,7 +363,7 @@ def render_text(summary: dict[str, Any]) -> str:
         rows = "" if check["failing_rows"] is None else f", {check['failing_rows']} failing rows"
         lines.append(f"  {verdict}: dbt test {check['test']} on {check['asset']} ({check['severity']}{rows})")
     if summary["stale_sources"]:
-        lines.append(_stale_line(summary["stale_sources"]))
+        lines.append(_stale_line(summary["stale_sources"], sample_extracts=summary["sample_extracts"]))
     if summary["published"]:
         lines.append(f"\nPublished the audit mart to {summary['serving_db']}")
     else:
@@ -394,10 +408,14 @@ def render_text(summary: dict[str, Any]) -> str:
     if summary["open_exceptions"]:
         rows = summary["open_exceptions"]
         triage = summary["open_exceptions_by_workflow_state"]
-        states = ", ".join(f"{count} {state}" for state, count in triage.items())
-        workflow = f"; workflow_state: {states}" if set(triage) - {"open"} else ""
+        # "open" is the data's word (still detected); a workflow_state of open means nobody triaged it yet
+        states = ", ".join(
+            f"{count} {'untriaged' if state == 'open' else state}" for state, count in triage.items()
+        )
+        workflow = f"; people's triage: {states}" if set(triage) - {"open"} else ""
         lines.append(
-            f"Open exceptions by code{unpublished} ({sum(row['count'] for row in rows)} open{workflow}):"
+            f"Open exceptions by code{unpublished}"
+            f" ({sum(row['count'] for row in rows)} still detected{workflow}):"
         )
         cells = [f"{row['code']:<24}{row['severity']:<8}{row['count']:>6}" for row in rows]
         for left in range(0, len(cells), 2):  # two codes a line

@@ -14,12 +14,13 @@ import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 
 from orchestration.duck import connect
-from orchestration.rules import DEFAULT_MINOR_UNITS, currency_minor_units, minor_units_sql
+from orchestration.rules import DEFAULT_MINOR_UNITS, currency_minor_units, minor_units, minor_units_sql
 from orchestration.settings import Settings, utc_datetime
 
 
@@ -81,7 +82,7 @@ def _open(database: Path | None, settings: Settings | None) -> duckdb.DuckDBPyCo
 
 
 def list_exceptions(
-    queue: QueueFilter, database: Path | None = None, limit: int = 200, settings: Settings | None = None
+    queue: QueueFilter, database: Path | None = None, limit: int = 25, settings: Settings | None = None
 ) -> int:
     where, params = queue.where()
     con = _open(database, settings)
@@ -89,6 +90,8 @@ def list_exceptions(
         total = con.execute(f"select count(*) from order_audit_exceptions where {where}", params).fetchall()[
             0
         ][0]
+        if total == 0:
+            _refuse_unknown_names(con, queue)
         relation = con.sql(
             f"select {LIST_COLUMNS} from order_audit_exceptions where {where} order by {PRIORITY_ORDER} limit {int(limit)}",
             params=params,
@@ -99,6 +102,23 @@ def list_exceptions(
     finally:
         con.close()
     return 0
+
+
+def _refuse_unknown_names(con: duckdb.DuckDBPyConnection, queue: QueueFilter) -> None:
+    """A typo in `--owner` or `--route` is an error naming those the register has, not an empty queue."""
+    for option, column, value in (("--owner", "owner_team", queue.owner), ("--route", "route", queue.route)):
+        if value is None:
+            continue
+        known = [
+            row[0]
+            for row in con.execute(
+                f"select distinct {column} from order_audit_exceptions where {column} is not null order by 1"
+            ).fetchall()
+        ]
+        if value not in known:
+            raise TriageError(
+                f"{option} {value!r}: no exception in the published mart has it; it has {', '.join(known) or 'none'}"
+            )
 
 
 def _resolve_id(con: duckdb.DuckDBPyConnection, exception_id: str) -> str:
@@ -121,6 +141,9 @@ def show_exception(exception_id: str, database: Path | None = None, settings: Se
         names = [column[0] for column in cursor.description or ()]
         values = cursor.fetchall()[0]
         record = dict(zip(names, values, strict=True))
+        if isinstance(record.get("amount_at_risk"), Decimal):  # 83056 JPY, not 83056.000000
+            exponent = Decimal(1).scaleb(-minor_units(record.get("amount_at_risk_currency")))
+            record["amount_at_risk"] = record["amount_at_risk"].quantize(exponent)
         width = max(len(name) for name in names)
         for name in names:
             print(f"{name:<{width}}  {'' if record[name] is None else record[name]}")

@@ -169,12 +169,22 @@ def test_the_queue_lists_and_shows_exceptions_from_the_published_mart(
         assert f" {amount.quantize(exponent)} {currency} " in listed, "an amount has its currency's decimals"
     assert main(["exceptions", "list", "--route", str(route), "--priority", "p4"]) == 0
     assert "0 exception(s)" in capsys.readouterr().out
+    assert main(["exceptions", "list", "--owner", "nobody"]) == 2
+    assert "--owner 'nobody': no exception in the published mart has it; it has " in capsys.readouterr().err
 
     assert main(["exceptions", "show", str(exception_id)[:10]]) == 0
     shown = capsys.readouterr().out
     for expected in (str(exception_id), str(code), "expected_outcome", "History:", "opened", "pipeline"):
         assert expected in shown
     assert f"Audit trail of order {order_id}:" in shown and "order_created" in shown
+    ((amount, currency),) = _query(
+        routed.serving_db,
+        f"select amount_at_risk, amount_at_risk_currency from order_audit_exceptions where exception_id = '{exception_id}'",
+    )
+    shown_amount = next(line.split()[1] for line in shown.splitlines() if line.startswith("amount_at_risk "))
+    assert shown_amount == str(amount.quantize(Decimal(1).scaleb(-minor_units(currency)))), (
+        "show prints the amount at risk with its currency's decimals"
+    )
 
     assert main(["exceptions", "show", "not-an-id"]) == 2
     assert "no exception with id 'not-an-id'" in capsys.readouterr().err

@@ -110,7 +110,8 @@ def test_one_exception_walks_through_every_state(
         env.serving_db, "select count(*) from order_audit_exceptions where status = 'open'"
     )
     assert (
-        f"Open exceptions by code ({still_detected} open; workflow_state: {still_detected - 1} open, 1 snoozed):"
+        f"Open exceptions by code ({still_detected} still detected;"
+        f" people's triage: {still_detected - 1} untriaged, 1 snoozed):"
         in capsys.readouterr().out.splitlines()
     ), "the run's summary tells the data's open exceptions from people's triage of them"
 
