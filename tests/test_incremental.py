@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from dagster import ExecuteInProcessResult
 
 from orchestration.settings import DBT_PROJECT_DIR
 from orchestration.transform.project import dbt_executable
@@ -429,3 +430,68 @@ def test_orders_assessed_under_other_rules_are_all_assessed_again(
     after = _rows(changed.warehouse, fingerprints)
     assert len(after) == 1 and after != [before], "some orders kept the rows of the earlier rules"
     _assert_a_full_refresh_gives(changed, _mart(changed), *other_rules)
+
+
+def _materialize(env: PipelineEnv, partition: str, *keys: tuple[str, ...]) -> ExecuteInProcessResult:
+    """A subset of the daily job, as a user selects assets in the Dagster UI and materializes them."""
+    from dagster import AssetKey, DagsterInstance
+
+    from orchestration.definitions import defs
+
+    use_env(env)
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("order_audit_job").execute_in_process(
+            instance=instance,
+            partition_key=partition,
+            asset_selection=[AssetKey(list(key)) for key in keys],
+            raise_on_error=False,
+        )
+    return result
+
+
+def test_a_subset_built_before_its_upstream_misses_no_load(
+    two_warehouses: tuple[PipelineEnv, PipelineEnv], tmp_path: Path
+) -> None:
+    """A late refund and a late return land; a user materializes the raw loaders, then only the
+    assessment and the trail, before staging has taken the new rows in (a subset in the Dagster UI).
+    Those models record what their upstream had processed, not the newest load: the next whole run
+    assesses the two orders and adds both events to the trail, as a full build does."""
+    daily, _ = two_warehouses
+    subset = _copy_of(daily, tmp_path / "subset")
+    (order_id, currency), (returned_order, sku, warehouse) = (
+        _rows(
+            subset.warehouse,
+            "select order_id, currency from intermediate.int_orders_current order by 1 limit 1",
+        )[0],
+        _rows(
+            subset.warehouse,
+            "select order_id, sku, warehouse_id from staging.stg_wms__inventory_movements"
+            " where movement_type = 'shipment' and order_id is not null order by order_id desc limit 1",
+        )[0],
+    )
+    last_file = sorted((subset.extracts / "payments").glob("payments_*.csv"))[-1]
+    partition = re.search(r"_(\d{4}-\d{2}-\d{2})", last_file.name).group(1)  # type: ignore[union-attr]
+    (subset.extracts / "payments" / f"payments_{partition}_late.csv").write_text(
+        "payment_id,order_id,event_type,amount,currency,status,processed_at,psp_reference,method\n"
+        f"PAY-LATE-REFUND,{order_id},refund,1.00,{currency},succeeded,{partition}T12:00:00Z,pi_late,card\n"
+    )
+    (subset.extracts / "inventory_movements" / f"inventory_movements_{partition}_late.csv").write_text(
+        "movement_id,sku,warehouse_id,movement_type,quantity,order_id,occurred_at\n"
+        f"MOV-LATE-RETURN,{sku},{warehouse},return,1,{returned_order},{partition}T12:00:00Z\n"
+    )
+    assessed = "select * exclude (loaded_through) from intermediate.int_orders_assessed where order_id = '{}'"
+    assessed_before = _rows(subset.warehouse, assessed.format(order_id))
+
+    assert _materialize(subset, partition, ("raw", "payments"), ("raw", "inventory_movements")).success
+    downstream = _materialize(
+        subset, partition, ("intermediate", "int_orders_assessed"), ("fct_order_audit_events",)
+    )
+    assert downstream.is_node_success("order_audit_dbt_assets")
+    assert not downstream.success, "money conservation sees raw's refund missing from the trail"
+    assert _rows(subset.warehouse, assessed.format(order_id)) == assessed_before, (
+        "the subset read staging as it was: the refund is not in it yet"
+    )
+    _run_partition(subset, partition)
+    late_events = "select source_id from fct_order_audit_events where source_id like '%-LATE-%' order by 1"
+    assert _rows(subset.warehouse, late_events) == [("MOV-LATE-RETURN",), ("PAY-LATE-REFUND",)]
+    _assert_a_full_refresh_gives(subset, _mart(subset))

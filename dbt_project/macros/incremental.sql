@@ -87,8 +87,43 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The stamp of a model that reads raw: the newest load, all of which its build takes in. -#}
 {% macro loaded_through() -%}
     (select max(loaded_at) from {{ source('raw', 'load_manifest') }})
+{%- endmacro %}
+
+{#- The stamp of a model that reads other models: the least of what each had taken in when the model
+    read it. A model built before its upstream took the newest loads in (a subset in the Dagster UI,
+    `dbt build -s`) read that upstream as it was, so it must not count those loads as processed: its
+    watermark stays behind them and its next build takes them in. `upstreams` is a list of (model, the
+    load manifest sources its rows come from) pairs; see taken_in_through. -#}
+{% macro processed_through(upstreams) -%}
+    least(
+    {%- for upstream, sources in upstreams %}
+        {{ taken_in_through(upstream, sources) }}{{ ',' if not loop.last }}
+    {%- endfor %}
+    )
+{%- endmacro %}
+
+{#- The newest load `upstream` has taken in: its stamp (the newest load it had taken in when it last
+    wrote rows, 1900-01-01 for none), or the newest load of all when no load of its sources came after
+    that stamp (the loads since brought it nothing to take in). -#}
+{% macro taken_in_through(upstream, sources) -%}
+    (
+        select
+            case
+                when newest_of_sources.loaded_at > coalesce(stamped.loaded_through, cast('1900-01-01' as timestamp))
+                    then coalesce(stamped.loaded_through, cast('1900-01-01' as timestamp))
+                else newest.loaded_at
+            end
+        from (select max(loaded_through) as loaded_through from {{ upstream }}) as stamped
+        cross join (
+            select max(loaded_at) as loaded_at
+            from {{ source('raw', 'load_manifest') }}
+            where source in ('{{ sources | join("', '") }}') and status in ('loaded', 'replaced')
+        ) as newest_of_sources
+        cross join (select max(loaded_at) as loaded_at from {{ source('raw', 'load_manifest') }}) as newest
+    )
 {%- endmacro %}
 
 {#- Whether a corrected file was loaded since the model last ran: the only way a whole order can leave

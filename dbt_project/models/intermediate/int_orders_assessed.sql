@@ -234,7 +234,13 @@ final as (
         oversold_shipments > 0 as is_oversold,
         price_mismatch_lines > 0 as is_price_mismatch,
         unknown_sku_lines > 0 as is_unknown_sku,
-        {{ loaded_through() }} as loaded_through,
+        {{ processed_through([
+            (ref('int_orders_current'), ['orders']),
+            (ref('int_order_lines_current'), ['orders']),
+            (ref('int_payments_attributed'), ['payments', 'orders']),
+            (ref('stg_wms__inventory_movements'), ['inventory_movements']),
+            (ref('stg_catalog__products'), ['products']),
+        ]) }} as loaded_through,
         '{{ assessment_fingerprint() if execute else '' }}' as rules_fingerprint
     from balanced
 )

@@ -42,7 +42,11 @@ final as (
         and payments.payment_status = 'succeeded'
         and payments.currency = orders.order_currency as counts_in_order_sums,
         payments.load_id,
-        payments.source_file
+        payments.source_file,
+        {{ processed_through([
+            (ref('stg_psp__payments'), ['payments']),
+            (ref('int_orders_current'), ['orders']),
+        ]) }} as loaded_through
     from payments
     left join orders on payments.order_id = orders.order_id
 )

@@ -192,7 +192,13 @@ final as (
         cast(to_status as {{ string_type() }}) as to_status,
         cast(source_file as {{ string_type() }}) as source_file,
         cast(load_id as {{ string_type() }}) as load_id,
-        cast({{ loaded_through() }} as timestamp) as loaded_through
+        cast({{ processed_through([
+            (ref('int_order_versions_sequenced'), ['orders']),
+            (ref('int_orders_current'), ['orders']),
+            (ref('int_payments_attributed'), ['payments', 'orders']),
+            (ref('stg_psp__payments'), ['payments']),
+            (ref('stg_wms__inventory_movements'), ['inventory_movements']),
+        ]) }} as timestamp) as loaded_through
     from events
 )
 

@@ -46,7 +46,8 @@ final as (
         load_id,
         source_file,
         extract_date,
-        line_number
+        line_number,
+        {{ loaded_through() }} as loaded_through
     from ranked
     where delivery_rank = 1
 )
