@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import subprocess
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -452,9 +452,10 @@ def _materialize(env: PipelineEnv, partition: str, *keys: tuple[str, ...]) -> Ex
 def test_a_subset_built_before_its_upstream_misses_no_load(
     two_warehouses: tuple[PipelineEnv, PipelineEnv], tmp_path: Path
 ) -> None:
-    """A late refund and a late return land; a user materializes the raw loaders, then only the
-    assessment and the trail, before staging has taken the new rows in (a subset in the Dagster UI).
-    Those models record what their upstream had processed, not the newest load: the next whole run
+    """A late refund, a late return and a late order version land; a user materializes the raw loaders,
+    then only the assessment and the trail, before staging has taken the new rows in (a subset in the
+    Dagster UI; the trail rebuilds the order the new raw version names, from staging as it was).
+    Those models record what their upstream had taken in, not the newest load: the next whole build
     assesses the two orders and adds both events to the trail, as a full build does."""
     daily, _ = two_warehouses
     subset = _copy_of(daily, tmp_path / "subset")
@@ -466,7 +467,7 @@ def test_a_subset_built_before_its_upstream_misses_no_load(
         _rows(
             subset.warehouse,
             "select order_id, sku, warehouse_id from staging.stg_wms__inventory_movements"
-            " where movement_type = 'shipment' and order_id is not null order by order_id desc limit 1",
+            " where movement_type = 'shipment' and order_id is not null order by all desc limit 1",
         )[0],
     )
     last_file = sorted((subset.extracts / "payments").glob("payments_*.csv"))[-1]
@@ -479,10 +480,25 @@ def test_a_subset_built_before_its_upstream_misses_no_load(
         "movement_id,sku,warehouse_id,movement_type,quantity,order_id,occurred_at\n"
         f"MOV-LATE-RETURN,{sku},{warehouse},return,1,{returned_order},{partition}T12:00:00Z\n"
     )
+    ((updated_order,),) = _rows(
+        subset.warehouse, "select order_id from intermediate.int_orders_current order by 1 desc limit 1"
+    )
+    versions = [
+        json.loads(line)
+        for path in sorted((subset.extracts / "orders").glob("orders_*.jsonl"))
+        for line in path.read_text().splitlines()
+        if f'"{updated_order}"' in line
+    ]
+    latest = max(versions, key=lambda version: datetime.fromisoformat(version["updated_at"]))
+    updated_at = datetime.fromisoformat(latest["updated_at"]).astimezone(UTC) + timedelta(seconds=1)
+    (subset.extracts / "orders" / f"orders_{partition}_late.jsonl").write_text(
+        json.dumps(latest | {"updated_at": updated_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}) + "\n"
+    )
     assessed = "select * exclude (loaded_through) from intermediate.int_orders_assessed where order_id = '{}'"
     assessed_before = _rows(subset.warehouse, assessed.format(order_id))
 
-    assert _materialize(subset, partition, ("raw", "payments"), ("raw", "inventory_movements")).success
+    raw = (("raw", "payments"), ("raw", "inventory_movements"), ("raw", "orders"), ("raw", "order_lines"))
+    assert _materialize(subset, partition, *raw).success
     downstream = _materialize(
         subset, partition, ("intermediate", "int_orders_assessed"), ("fct_order_audit_events",)
     )
@@ -491,7 +507,11 @@ def test_a_subset_built_before_its_upstream_misses_no_load(
     assert _rows(subset.warehouse, assessed.format(order_id)) == assessed_before, (
         "the subset read staging as it was: the refund is not in it yet"
     )
-    _run_partition(subset, partition)
+    # dbt alone first: a run of the job would also record its loaders' skipped duplicates, a newer load
+    built = _dbt_build(subset)
+    assert built.returncode == 0, built.stdout[-3000:]
     late_events = "select source_id from fct_order_audit_events where source_id like '%-LATE-%' order by 1"
     assert _rows(subset.warehouse, late_events) == [("MOV-LATE-RETURN",), ("PAY-LATE-REFUND",)]
+    assert _rows(subset.warehouse, assessed.format(order_id)) != assessed_before
+    _run_partition(subset, partition)  # the job's mart checks pass: nothing is missing
     _assert_a_full_refresh_gives(subset, _mart(subset))

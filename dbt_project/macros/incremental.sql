@@ -96,7 +96,8 @@
     read it. A model built before its upstream took the newest loads in (a subset in the Dagster UI,
     `dbt build -s`) read that upstream as it was, so it must not count those loads as processed: its
     watermark stays behind them and its next build takes them in. `upstreams` is a list of (model, the
-    load manifest sources its rows come from) pairs; see taken_in_through. -#}
+    load manifest sources its rows come from) pairs; see taken_in_through. When every source delivers
+    rows, as on a normal day, the stamp is the newest load. -#}
 {% macro processed_through(upstreams) -%}
     least(
     {%- for upstream, sources in upstreams %}
@@ -106,8 +107,9 @@
 {%- endmacro %}
 
 {#- The newest load `upstream` has taken in: its stamp (the newest load it had taken in when it last
-    wrote rows, 1900-01-01 for none), or the newest load of all when no load of its sources came after
-    that stamp (the loads since brought it nothing to take in). -#}
+    wrote rows, 1900-01-01 for none), or the newest load of all when no load of its sources that brought
+    rows (or corrected a file) came after that stamp: the loads since brought it nothing to take in (a
+    header-only file of a quiet day, a file whose every row was quarantined, another source's file). -#}
 {% macro taken_in_through(upstream, sources) -%}
     (
         select
@@ -120,7 +122,9 @@
         cross join (
             select max(loaded_at) as loaded_at
             from {{ source('raw', 'load_manifest') }}
-            where source in ('{{ sources | join("', '") }}') and status in ('loaded', 'replaced')
+            where
+                source in ('{{ sources | join("', '") }}')
+                and (status = 'replaced' or (status = 'loaded' and rows_loaded > 0))
         ) as newest_of_sources
         cross join (select max(loaded_at) as loaded_at from {{ source('raw', 'load_manifest') }}) as newest
     )

@@ -53,7 +53,11 @@ final as (
         lines.line_discount_amount,
         orders.currency,
         orders.created_at,
-        orders.loaded_through
+        {#- the lines as staging had taken them in: a build before it did stamps the order to be rebuilt -#}
+        least(
+            orders.loaded_through,
+            {{ taken_in_through(ref('stg_storefront__order_lines'), ['orders']) }}
+        ) as loaded_through
     from lines
     inner join orders
         on

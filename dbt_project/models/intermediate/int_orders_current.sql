@@ -85,7 +85,11 @@ final as (
         current_versions.order_status in (
             'paid', 'partially_fulfilled', 'fulfilled', 'partially_refunded', 'refunded'
         ) as is_paid_or_later,
-        current_versions.loaded_through
+        {#- the lines as staging had taken them in: a build before it did stamps the order to be rebuilt -#}
+        least(
+            current_versions.loaded_through,
+            {{ taken_in_through(ref('stg_storefront__order_lines'), ['orders']) }}
+        ) as loaded_through
     from current_versions
     inner join line_totals on current_versions.order_id = line_totals.order_id
 )
