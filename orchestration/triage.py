@@ -91,7 +91,7 @@ def list_exceptions(
             0
         ][0]
         if total == 0:
-            _refuse_unknown_names(con, queue)
+            _refuse_unknown_names(con, queue, settings)
         relation = con.sql(
             f"select {LIST_COLUMNS} from order_audit_exceptions where {where} order by {PRIORITY_ORDER} limit {int(limit)}",
             params=params,
@@ -104,20 +104,27 @@ def list_exceptions(
     return 0
 
 
-def _refuse_unknown_names(con: duckdb.DuckDBPyConnection, queue: QueueFilter) -> None:
-    """A typo in `--owner` or `--route` is an error naming those the register has, not an empty queue."""
+def _refuse_unknown_names(
+    con: duckdb.DuckDBPyConnection, queue: QueueFilter, settings: Settings | None
+) -> None:
+    """A typo in `--owner` or `--route` is an error naming the known ones (the register's and the routing
+    rules'), not an empty queue; a name the rules give but no exception has yet is an empty queue."""
+    from orchestration.routing import RoutingError, load_routing
+
+    try:
+        rules = load_routing((Settings.from_env() if settings is None else settings).routing_file).rules
+    except RoutingError:  # `order-audit run` reports a broken routing file; the register still answers
+        rules = ()
     for option, column, value in (("--owner", "owner_team", queue.owner), ("--route", "route", queue.route)):
         if value is None:
             continue
-        known = [
-            row[0]
-            for row in con.execute(
-                f"select distinct {column} from order_audit_exceptions where {column} is not null order by 1"
-            ).fetchall()
-        ]
+        registered = con.execute(
+            f"select distinct {column} from order_audit_exceptions where {column} is not null"
+        ).fetchall()
+        known = sorted({str(row[0]) for row in registered} | {str(getattr(rule, column)) for rule in rules})
         if value not in known:
             raise TriageError(
-                f"{option} {value!r}: no exception in the published mart has it; it has {', '.join(known) or 'none'}"
+                f"{option} {value!r}: no exception or routing rule has it; known: {', '.join(known)}"
             )
 
 

@@ -170,7 +170,7 @@ def test_the_queue_lists_and_shows_exceptions_from_the_published_mart(
     assert main(["exceptions", "list", "--route", str(route), "--priority", "p4"]) == 0
     assert "0 exception(s)" in capsys.readouterr().out
     assert main(["exceptions", "list", "--owner", "nobody"]) == 2
-    assert "--owner 'nobody': no exception in the published mart has it; it has " in capsys.readouterr().err
+    assert "--owner 'nobody': no exception or routing rule has it; known: " in capsys.readouterr().err
 
     assert main(["exceptions", "show", str(exception_id)[:10]]) == 0
     shown = capsys.readouterr().out
