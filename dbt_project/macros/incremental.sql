@@ -114,11 +114,13 @@
     (
         select
             case
-                when newest_of_sources.loaded_at > coalesce(stamped.loaded_through, cast('1900-01-01' as timestamp))
-                    then coalesce(stamped.loaded_through, cast('1900-01-01' as timestamp))
+                when newest_of_sources.loaded_at > stamped.loaded_through then stamped.loaded_through
                 else newest.loaded_at
             end
-        from (select max(loaded_through) as loaded_through from {{ upstream }}) as stamped
+        from (
+            select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) as loaded_through
+            from {{ upstream }}
+        ) as stamped
         cross join (
             select max(loaded_at) as loaded_at
             from {{ source('raw', 'load_manifest') }}

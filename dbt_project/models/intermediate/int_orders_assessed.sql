@@ -11,9 +11,6 @@
         pre_hook="{{ delete_rows_of_vanished_orders(ref('int_orders_current')) }}",
     )
 }}
--- depends_on: {{ ref('stg_wms__inventory_movements') }}
--- depends_on: {{ ref('int_order_lines_current') }}
--- depends_on: {{ ref('int_payments_attributed') }}
 -- depends_on: {{ source('raw', 'payments') }}
 -- depends_on: {{ source('raw', 'inventory_movements') }}
 -- depends_on: {{ source('raw', 'products') }}

@@ -11,7 +11,6 @@
         pre_hook=["{{ keep_key_not_null('event_id') }}", "{{ delete_events_of_vanished_orders() }}"],
     )
 }}
--- depends_on: {{ ref('stg_psp__payments') }}
 with
 
 {% if keyed_incremental() -%}
