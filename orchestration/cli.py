@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from orchestration.settings import (
+    GROUND_TRUTH_DIR,
     PROJECT_ROOT,
     Settings,
     SettingsError,
@@ -99,7 +100,7 @@ def _checked(check: Callable[[str, str], Value]) -> Callable[[str], Value]:
 
 def _landing_is_empty(extracts_dir: Path) -> bool:
     return not extracts_dir.exists() or not any(
-        p.is_file() for p in extracts_dir.rglob("*") if "_ground_truth" not in p.parts
+        p.is_file() for p in extracts_dir.rglob("*") if GROUND_TRUTH_DIR not in p.parts
     )
 
 

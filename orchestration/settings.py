@@ -29,6 +29,9 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+# `order-audit generate` writes its ground truth into this folder of the landing folder; the loaders
+# never read it, and a landing folder holding it holds the generated sample.
+GROUND_TRUTH_DIR = "_ground_truth"
 
 DBT_TARGETS = ("duckdb", "spark")
 PER_CURRENCY_BALANCE_PREFIX = "ORDER_AUDIT_MAX_ABS_BALANCE_"

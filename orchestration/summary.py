@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 
 from orchestration.duck import connect
-from orchestration.settings import Settings
+from orchestration.settings import GROUND_TRUTH_DIR, Settings
 
 SAMPLE_LINES = 3
 EXIT_CODES = {"succeeded": 0, "failed": 1, "blocked": 4}
@@ -145,8 +145,6 @@ def _stale_line(stale: list[dict[str, Any]], *, sample_extracts: bool) -> str:
 
 def _holds_generated_sample(extracts_dir: Path) -> bool:
     """Whether the landing folder is `order-audit generate`'s output (its ground truth beside the extracts)."""
-    from orchestration.generator.writer import GROUND_TRUTH_DIR
-
     return (extracts_dir / GROUND_TRUTH_DIR / "manifest.json").is_file()
 
 

@@ -17,6 +17,7 @@ import duckdb
 
 from orchestration.ingest.sources import SOURCES
 from orchestration.rules import minor_units_sql, trimmed_id_sql
+from orchestration.settings import GROUND_TRUTH_DIR
 
 Exception_ = tuple[str, str, str, str]
 
@@ -44,7 +45,7 @@ def _sql_list(paths: list[str]) -> str:
 
 
 def _load(con: duckdb.DuckDBPyConnection, root: Path) -> None:
-    rejected_csv = root / "_ground_truth" / "rejected_files.csv"
+    rejected_csv = root / GROUND_TRUTH_DIR / "rejected_files.csv"
     rejected: set[str] = set()
     if rejected_csv.exists():
         with rejected_csv.open(newline="", encoding="utf-8") as handle:
@@ -270,7 +271,7 @@ def computed_as_of(extracts_dir: Path) -> datetime:
 
 def expected(extracts_dir: Path) -> set[Exception_]:
     """The ground truth written by the generator, as a set comparable with `audit()`."""
-    path = extracts_dir / "_ground_truth" / "expected_exceptions.csv"
+    path = extracts_dir / GROUND_TRUTH_DIR / "expected_exceptions.csv"
     with path.open(newline="", encoding="utf-8") as handle:
         return {
             (row["entity_type"], row["entity_id"], row["order_id"], row["exception_code"])

@@ -9,8 +9,8 @@ from orchestration.generator.config import GenerationConfig
 from orchestration.generator.delivery import CSV_HEADERS, EXTENSIONS, SOURCES
 from orchestration.generator.scenarios import ALL_CODES
 from orchestration.generator.sqlkit import Ctx
+from orchestration.settings import GROUND_TRUTH_DIR
 
-GROUND_TRUTH_DIR = "_ground_truth"
 _RAW = "(FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x02')"
 
 
