@@ -149,9 +149,13 @@ def test_a_header_that_breaks_the_quoting_is_a_wrong_header(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("content", "code", "why"),
     [
-        (b"a,b,c\r1,q,r\r2,s,t\r", "wrong_header", "the file's lines end in CR alone"),
-        (gzip.compress(b"a,b,c\n1,q,r\n"), "not_utf8", "the file is gzip-compressed"),
-        (b"a,b,c\n1,q,\xe9\n", "not_utf8", "the file is not valid UTF-8 text"),
+        pytest.param(
+            b"a,b,c\r1,q,r\r2,s,t\r", "wrong_header", "the file's lines end in CR alone", id="cr-line-ends"
+        ),
+        pytest.param(
+            gzip.compress(b"a,b,c\n1,q,r\n", mtime=0), "not_utf8", "the file is gzip-compressed", id="gzip"
+        ),
+        pytest.param(b"a,b,c\n1,q,\xe9\n", "not_utf8", "the file is not valid UTF-8 text", id="latin-1"),
     ],
 )
 def test_a_file_that_is_not_a_csv_text_says_what_it_is(
